@@ -1,0 +1,116 @@
+"""``infusion``: the operator's command line.
+
+    infusion dlq list [--json]        dead letters: what failed, where, why, how often
+    infusion dlq replay ID            send one dead letter back to its handler's queue
+    infusion outbox list [--service]  events written but not yet published
+
+Settings come from the environment (``AMQP_URI``, ``MONGO_URI``, ``DATABASE_PREFIX``,
+``DEAD_LETTER_QUEUE``) with the same defaults as the services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import Any
+
+DEFAULT_AMQP_URI = "pyamqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017/?directConnection=true"
+
+#: The collections whose documents carry an outbox, per service.
+OUTBOX_COLLECTIONS = {
+    "intake": ("patients",),
+    "scheduling": ("appointments",),
+    "billing": ("invoices",),
+    "notifications": (),
+}
+
+
+def _settings() -> dict[str, Any]:
+    return {
+        "AMQP_URI": os.environ.get("AMQP_URI", DEFAULT_AMQP_URI),
+        "MONGO_URI": os.environ.get("MONGO_URI", DEFAULT_MONGO_URI),
+        "DATABASE_PREFIX": os.environ.get("DATABASE_PREFIX", ""),
+        "DEAD_LETTER_QUEUE": os.environ.get("DEAD_LETTER_QUEUE", "infusion.dead-letters"),
+    }
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from chassis.dlq import DeadLetterQueue
+
+    settings = _settings()
+    letters = DeadLetterQueue(settings["AMQP_URI"], settings["DEAD_LETTER_QUEUE"]).list()
+    if args.json:
+        print(json.dumps([asdict(letter) for letter in letters], indent=2, default=str))
+        return 0
+    if not letters:
+        print("no dead letters")
+        return 0
+    for letter in letters:
+        print(f"{letter.dead_letter_id}  {letter.dead_lettered_at}  {letter.event_type}  {letter.event_id}  "
+              f"{letter.service}.{letter.handler}  attempts={letter.attempts}\n    {letter.error}")
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    from chassis.dlq import DeadLetterQueue
+
+    settings = _settings()
+    letter = DeadLetterQueue(settings["AMQP_URI"], settings["DEAD_LETTER_QUEUE"]).replay(args.id)
+    if letter is None:
+        print(f"no dead letter {args.id}", file=sys.stderr)
+        return 1
+    print(f"replayed {letter.dead_letter_id} ({letter.event_type} {letter.event_id}) to {letter.original_queue}")
+    return 0
+
+
+def _outbox_list(args: argparse.Namespace) -> int:
+    from chassis.outbox import OutboxRelay
+    from chassis.store import connect
+
+    settings = _settings()
+    services = [args.service] if args.service else list(OUTBOX_COLLECTIONS)
+    total = 0
+    for service in services:
+        client, db = connect(settings, service)
+        with client:
+            relay = OutboxRelay(db, OUTBOX_COLLECTIONS.get(service, ()), publish=lambda event: None)
+            for entry in relay.pending():
+                total += 1
+                print(f"{service}  {entry['collection']}/{entry['document_id']}  {entry['event']['type']}  "
+                      f"{entry['event_id']}  attempts={entry.get('attempts', 0)}  {entry.get('last_error', '')}")
+    if not total:
+        print("no pending events")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infusion", description="Operator commands for the infusion platform")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(dest="action", required=True)
+    listing = dlq.add_parser("list", help="list dead letters")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_dlq_list)
+    replay = dlq.add_parser("replay", help="send a dead letter back to its handler")
+    replay.add_argument("id", help="the dead letter id shown by 'infusion dlq list'")
+    replay.set_defaults(run=_dlq_replay)
+
+    outbox = commands.add_parser("outbox", help="events not yet published").add_subparsers(
+        dest="action", required=True)
+    pending = outbox.add_parser("list", help="list pending events")
+    pending.add_argument("--service", choices=sorted(OUTBOX_COLLECTIONS))
+    pending.set_defaults(run=_outbox_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""UTC time. Everything is stored as timezone-aware UTC instants; local time is only for display."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same instant as an aware UTC datetime (naive datetimes from the store are UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def isoformat(moment: datetime) -> str:
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
