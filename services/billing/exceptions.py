@@ -1,0 +1,5 @@
+from chassis.errors import NotFound
+
+
+class InvoiceNotFound(NotFound):
+    code = "invoice_not_found"

@@ -1,0 +1,91 @@
+"""Scheduling: nurses and appointments. A thin Nameko shell around ``domain``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.rpc import rpc
+from pymongo.errors import DuplicateKeyError
+
+import services.scheduling.events  # noqa: F401  (registers the event schemas)
+from chassis.clock import utcnow
+from chassis.ids import new_id
+from chassis.rpc import TimedRpcProxy
+from chassis.service import ServiceBase, validated
+from chassis.store import Store
+from services.scheduling.dependencies import create_indexes, load_calendar
+from services.scheduling.domain import BookingRefused, nurses_for, slot_keys, visit_window
+from services.scheduling.exceptions import (
+    AppointmentNotFound,
+    InvalidVisitType,
+    NoNurseAvailable,
+    PatientNotCleared,
+    TimeNotBookable,
+)
+from services.scheduling.schemas import AppointmentSchema, BookingRequestSchema, NurseSchema
+
+CALENDAR = load_calendar()
+
+
+class SchedulingService(ServiceBase):
+    name = "scheduling"
+
+    store = Store("scheduling", indexes=create_indexes, outbox=("appointments",))
+    intake = TimedRpcProxy("intake")
+
+    @rpc
+    def add_nurse(self, nurse: dict[str, Any]) -> dict[str, Any]:
+        """Add or update a nurse (by id): name, states of licence, active."""
+        nurse = validated(NurseSchema(), nurse)
+        self.store.db.nurses.replace_one({"_id": nurse["_id"]}, nurse, upsert=True)
+        return NurseSchema().dump(nurse)
+
+    @rpc
+    def list_nurses(self) -> list[dict[str, Any]]:
+        return NurseSchema(many=True).dump(self.store.db.nurses.find().sort("_id", 1))
+
+    @rpc
+    def book_appointment(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Book a home visit: the patient must be cleared by intake and a licensed nurse free."""
+        request = validated(BookingRequestSchema(), request)
+        calendar = CALENDAR.effective_at()
+        if request["visit_type"] not in calendar["visit_types"]:
+            raise InvalidVisitType("unknown visit type", errors={"visit_type": ["unknown visit type"]})
+        eligibility = self.intake.booking_eligibility(request["patient_id"])
+        if not eligibility["eligible"]:
+            raise PatientNotCleared("the patient may not book yet", reasons=eligibility["reasons"],
+                                    rules_version=eligibility["rules_version"])
+        try:
+            window = visit_window(calendar, request["visit_type"], request["start_at"],
+                                  eligibility["time_zone"], utcnow())
+        except BookingRefused as refused:
+            raise TimeNotBookable(str(refused), reason=refused.reason) from refused
+
+        nurses = nurses_for(list(self.store.db.nurses.find()), eligibility["state"], request.get("nurse_id"))
+        appointment_id = new_id("apt")
+        for nurse in nurses:
+            appointment = {
+                "_id": appointment_id, "patient_id": request["patient_id"], "nurse_id": nurse["_id"],
+                "visit_type": request["visit_type"], "status": "booked",
+                "start_at": window.start_at, "end_at": window.end_at, "time_zone": eligibility["time_zone"],
+                "local_start": window.local_start.isoformat(), "booked_at": utcnow(),
+                "calendar_version": calendar.version, "slot_keys": slot_keys(calendar, nurse["_id"], window),
+            }
+            booked = self.store.event("appointment.booked", {
+                "appointment_id": appointment_id, "patient_id": request["patient_id"], "nurse_id": nurse["_id"],
+                "visit_type": request["visit_type"], "start_at": window.start_at, "end_at": window.end_at,
+                "time_zone": eligibility["time_zone"],
+            })
+            try:
+                self.store.insert_with_events("appointments", appointment, [booked])
+            except DuplicateKeyError:
+                continue  # this nurse is taken at that time: try the next one
+            return AppointmentSchema().dump(appointment)
+        raise NoNurseAvailable("no nurse is free at that time", start_at=window.start_at.isoformat())
+
+    @rpc
+    def get_appointment(self, appointment_id: str) -> dict[str, Any]:
+        appointment = self.store.db.appointments.find_one({"_id": str(appointment_id)}, {"outbox": 0})
+        if appointment is None:
+            raise AppointmentNotFound(f"no appointment {appointment_id}", appointment_id=appointment_id)
+        return AppointmentSchema().dump(appointment)
