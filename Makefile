@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade 'pip>=24' 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -m pip install --quiet -r requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -c 'import nameko, pymongo, mongoeco, chassis' && touch $(STAMP)
+	@echo "installing pinned packages into $(VENV) (log: $(VENV)/install.log)"
+	@( $(PY) -m pip install -q --upgrade 'pip>=24' && \
+	   $(PY) -m pip install -q -r requirements.txt && \
+	   $(PY) -m pip install -q --no-build-isolation --no-deps -e . ) > $(VENV)/install.log 2>&1 \
+	   || { tail -40 $(VENV)/install.log; exit 1; }
+	$(PY) -c 'import nameko, pymongo, mongoeco, chassis, gateway' && touch $(STAMP)
 
 venv: $(STAMP)
 

@@ -3,9 +3,11 @@
     infusion dlq list [--json]        dead letters: what failed, where, why, how often
     infusion dlq replay ID            send one dead letter back to its handler's queue
     infusion outbox list [--service]  events written but not yet published
+    infusion token --role R --sub ID  a bearer token signed with the gateway's configured key
 
 Settings come from the environment (``AMQP_URI``, ``MONGO_URI``, ``DATABASE_PREFIX``,
-``DEAD_LETTER_QUEUE``) with the same defaults as the services.
+``DEAD_LETTER_QUEUE``) with the same defaults as the services; ``token`` reads the gateway's own
+``config.yml`` (``JWT_*``, with the same environment overrides), so it signs exactly as the gateway checks.
 """
 
 from __future__ import annotations
@@ -87,6 +89,30 @@ def _outbox_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import yaml
+    from nameko.cli.main import setup_yaml_parser
+
+    import gateway
+    from gateway.auth import ROLES, AuthSettings, mint_token
+
+    if args.role not in ROLES:
+        print(f"unknown role {args.role!r}; one of {', '.join(ROLES)}", file=sys.stderr)
+        return 2
+    setup_yaml_parser()
+    config_path = Path(args.config) if args.config else Path(gateway.__file__).parent / "config.yml"
+    config = yaml.safe_load(config_path.read_text())
+    try:
+        settings = AuthSettings.from_config({**config, "JWT_PRIVATE_KEY": os.environ.get("JWT_PRIVATE_KEY")})
+        print(mint_token(settings, args.sub, args.role, ttl_seconds=args.ttl))
+    except ValueError as exc:
+        print(f"cannot mint a token: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infusion", description="Operator commands for the infusion platform")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     pending = outbox.add_parser("list", help="list pending events")
     pending.add_argument("--service", choices=sorted(OUTBOX_COLLECTIONS))
     pending.set_defaults(run=_outbox_list)
+
+    minting = commands.add_parser("token", help="mint a bearer token for operators and tests")
+    minting.add_argument("--role", required=True, help="patient, clinician, nurse, finance or admin")
+    minting.add_argument("--sub", required=True, help="the subject: a patient id, a nurse id, a staff id")
+    minting.add_argument("--ttl", type=int, default=None, help="lifetime in seconds (default JWT_TTL_SECONDS)")
+    minting.add_argument("--config", help="the gateway's config.yml (default: the installed one)")
+    minting.set_defaults(run=_token)
     return parser
 
 

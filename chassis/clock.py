@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, to the millisecond: the precision MongoDB stores, so what is returned equals what is read back."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def as_utc(moment: datetime) -> datetime:

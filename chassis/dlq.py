@@ -7,7 +7,7 @@ from typing import Any
 
 from kombu import Connection, Queue
 
-from chassis.subscriber import ATTEMPT_HEADER, DEFAULT_DEAD_LETTER_QUEUE, _DEFAULT_EXCHANGE
+from chassis.subscriber import ATTEMPT_HEADER, DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_EXCHANGE
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class DeadLetterQueue:
 
     def _take_all(self, connection: Connection) -> tuple[Any, list[Any]]:
         channel = connection.channel()
-        queue = Queue(self.queue_name, exchange=_DEFAULT_EXCHANGE, durable=True, channel=channel)
+        queue = Queue(self.queue_name, exchange=DEFAULT_EXCHANGE, durable=True, channel=channel)
         queue.declare()
         messages = []
         while (message := queue.get(no_ack=False, accept=["json"])) is not None:
@@ -74,7 +74,7 @@ class DeadLetterQueue:
                                if not k.startswith("x-") or k == "x-original-queue"}
                     headers[ATTEMPT_HEADER] = 1
                     producer = connection.Producer(channel=connection.channel())
-                    producer.publish(letter.body, exchange=_DEFAULT_EXCHANGE, routing_key=letter.original_queue,
+                    producer.publish(letter.body, exchange=DEFAULT_EXCHANGE, routing_key=letter.original_queue,
                                      headers=headers, serializer="json", delivery_mode=2,
                                      message_id=letter.event_id, mandatory=True)
                     message.ack()

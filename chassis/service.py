@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError
+from nameko.rpc import rpc
 
 from chassis.errors import InvalidInput
 from chassis.logs import CorrelationContext
@@ -14,6 +15,17 @@ class ServiceBase:
     """Gives every worker a correlation id for logs, RPC and events (see ``chassis.logs``)."""
 
     correlation_id = CorrelationContext()
+
+
+class RpcServiceBase(ServiceBase):
+    """A service others call by RPC; ``health`` lets the gateway's ``/ready`` ask whether it answers."""
+
+    @rpc
+    def health(self) -> dict[str, str]:
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.db.command("ping")
+        return {"status": "ok"}
 
 
 def validated(schema: Schema, data: Any) -> dict[str, Any]:

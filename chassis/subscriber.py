@@ -38,18 +38,18 @@ log = logging.getLogger(__name__)
 DEFAULT_DEAD_LETTER_QUEUE = "infusion.dead-letters"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0)
 ATTEMPT_HEADER = "x-attempt"
-_DEFAULT_EXCHANGE = Exchange("")
+DEFAULT_EXCHANGE = Exchange("")
 
 
 def dead_letter_queue(config: dict[str, Any]) -> Queue:
-    return Queue(config.get("DEAD_LETTER_QUEUE", DEFAULT_DEAD_LETTER_QUEUE), exchange=_DEFAULT_EXCHANGE,
+    return Queue(config.get("DEAD_LETTER_QUEUE", DEFAULT_DEAD_LETTER_QUEUE), exchange=DEFAULT_EXCHANGE,
                  durable=True, auto_delete=False)
 
 
 def retry_queue(handler_queue: str, delay_seconds: float) -> Queue:
     delay_ms = max(1, int(delay_seconds * 1000))
     name = f"{handler_queue}.retry.{delay_ms}"
-    return Queue(name, exchange=_DEFAULT_EXCHANGE, routing_key=name, durable=True, auto_delete=False,
+    return Queue(name, exchange=DEFAULT_EXCHANGE, routing_key=name, durable=True, auto_delete=False,
                  queue_arguments={"x-message-ttl": delay_ms, "x-dead-letter-exchange": "",
                                   "x-dead-letter-routing-key": handler_queue})
 
@@ -75,7 +75,7 @@ class EventSubscriber(EventHandler):
                 queue(channel).declare()
             # The handler's own queue too, so that events published before the consumer runs are kept.
             self.queue(channel).declare()
-        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, exchange=_DEFAULT_EXCHANGE)
+        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, exchange=DEFAULT_EXCHANGE)
 
     def handle_message(self, body: Any, message: Any) -> None:
         context_data = self.unpack_message_headers(message)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import eventlet
 
-T = TypeVar("T")
 
-
-def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.05) -> T:
+def wait_for[T](condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.05) -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -11,7 +12,8 @@ import services.billing.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
 from chassis.events import Event
 from chassis.ids import derived_id
-from chassis.service import ServiceBase
+from chassis.pagination import fetch_page
+from chassis.service import RpcServiceBase
 from chassis.store import Store
 from chassis.subscriber import subscribe
 from services.billing.dependencies import create_indexes, load_price_catalogue
@@ -19,10 +21,12 @@ from services.billing.domain import quote_visit
 from services.billing.exceptions import InvoiceNotFound
 from services.billing.schemas import AppointmentBooked, InvoiceSchema
 
+log = logging.getLogger(__name__)
+
 PRICE_CATALOGUE = load_price_catalogue()
 
 
-class BillingService(ServiceBase):
+class BillingService(RpcServiceBase):
     name = "billing"
 
     store = Store("billing", indexes=create_indexes, outbox=("invoices",))
@@ -46,16 +50,21 @@ class BillingService(ServiceBase):
             "patient_id": booked["patient_id"], "currency": quote.currency, "total_cents": quote.total_cents,
             "visit_start_at": booked["start_at"],
         })
-        self.store.insert_once("invoices", invoice, [created])
+        if self.store.insert_once("invoices", invoice, [created]):
+            log.info("invoice %s created for appointment %s", invoice_id, booked["appointment_id"])
 
     @rpc
-    def list_invoices(self, appointment_id: str | None = None, patient_id: str | None = None) -> list[dict]:
+    def list_invoices(self, appointment_id: str | None = None, patient_id: str | None = None,
+                      cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A page of invoices, oldest first, filtered by appointment and/or patient."""
         query: dict[str, Any] = {}
         if appointment_id is not None:
             query["appointment_id"] = str(appointment_id)
         if patient_id is not None:
             query["patient_id"] = str(patient_id)
-        return InvoiceSchema(many=True).dump(self.store.db.invoices.find(query, {"outbox": 0}).sort("created_at", 1))
+        page = fetch_page(self.store.db.invoices, query, "created_at", cursor=cursor, limit=limit,
+                                           projection={"outbox": 0})
+        return {"items": InvoiceSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
 
     @rpc
     def get_invoice(self, invoice_id: str) -> dict[str, Any]:

@@ -21,7 +21,8 @@ class PatientRegistrationSchema(Schema):
     first_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     last_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    phone = fields.String(required=True, validate=validate.Regexp(r"^\+[1-9]\d{7,14}$", error="E.164, e.g. +13035550100"))
+    phone = fields.String(required=True,
+                          validate=validate.Regexp(r"^\+[1-9]\d{7,14}$", error="E.164, e.g. +13035550100"))
     date_of_birth = fields.Date(required=True)
     address = fields.Nested(AddressSchema, required=True)
     time_zone = fields.String(required=True)

@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 import services.intake.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
 from chassis.ids import new_id
-from chassis.service import ServiceBase, validated
+from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from services.intake.dependencies import create_indexes, load_booking_rules
 from services.intake.domain import booking_eligibility
@@ -21,7 +21,7 @@ from services.intake.schemas import EligibilitySchema, PatientRegistrationSchema
 BOOKING_RULES = load_booking_rules()
 
 
-class IntakeService(ServiceBase):
+class IntakeService(RpcServiceBase):
     name = "intake"
 
     store = Store("intake", indexes=create_indexes, outbox=("patients",))

@@ -9,7 +9,8 @@ from nameko.rpc import rpc
 from chassis.clock import utcnow
 from chassis.events import Event
 from chassis.ids import derived_id
-from chassis.service import ServiceBase
+from chassis.pagination import fetch_page
+from chassis.service import RpcServiceBase
 from chassis.store import Store
 from chassis.subscriber import subscribe
 from services.notifications.dependencies import create_indexes, load_message_catalogue
@@ -20,7 +21,7 @@ from services.notifications.schemas import AppointmentBooked, InvoiceCreated, Me
 MESSAGE_CATALOGUE = load_message_catalogue()
 
 
-class NotificationsService(ServiceBase):
+class NotificationsService(RpcServiceBase):
     name = "notifications"
 
     store = Store("notifications", indexes=create_indexes)
@@ -45,9 +46,11 @@ class NotificationsService(ServiceBase):
         }, contact)
 
     @rpc
-    def list_messages(self, patient_id: str) -> list[dict[str, Any]]:
-        found = self.store.db.messages.find({"patient_id": str(patient_id)}).sort("created_at", 1)
-        return MessageSchema(many=True).dump(found)
+    def list_messages(self, patient_id: str, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A page of the messages sent to a patient, oldest first."""
+        page = fetch_page(self.store.db.messages, {"patient_id": str(patient_id)}, "created_at",
+                                           cursor=cursor, limit=limit)
+        return {"items": MessageSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
 
     def _contact(self, patient_id: str) -> dict[str, Any]:
         contact = self.store.db.contacts.find_one({"_id": patient_id})

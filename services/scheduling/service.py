@@ -10,8 +10,9 @@ from pymongo.errors import DuplicateKeyError
 import services.scheduling.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
 from chassis.ids import new_id
+from chassis.pagination import fetch_page
 from chassis.rpc import TimedRpcProxy
-from chassis.service import ServiceBase, validated
+from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from services.scheduling.dependencies import create_indexes, load_calendar
 from services.scheduling.domain import BookingRefused, nurses_for, slot_keys, visit_window
@@ -27,7 +28,7 @@ from services.scheduling.schemas import AppointmentSchema, BookingRequestSchema,
 CALENDAR = load_calendar()
 
 
-class SchedulingService(ServiceBase):
+class SchedulingService(RpcServiceBase):
     name = "scheduling"
 
     store = Store("scheduling", indexes=create_indexes, outbox=("appointments",))
@@ -82,6 +83,19 @@ class SchedulingService(ServiceBase):
                 continue  # this nurse is taken at that time: try the next one
             return AppointmentSchema().dump(appointment)
         raise NoNurseAvailable("no nurse is free at that time", start_at=window.start_at.isoformat())
+
+    @rpc
+    def list_appointments(self, patient_id: str | None = None, nurse_id: str | None = None,
+                          cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A page of appointments in visit order, filtered by patient and/or nurse."""
+        query: dict[str, Any] = {}
+        if patient_id is not None:
+            query["patient_id"] = str(patient_id)
+        if nurse_id is not None:
+            query["nurse_id"] = str(nurse_id)
+        page = fetch_page(self.store.db.appointments, query, "start_at", cursor=cursor,
+                                               limit=limit, projection={"outbox": 0, "slot_keys": 0})
+        return {"items": AppointmentSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
 
     @rpc
     def get_appointment(self, appointment_id: str) -> dict[str, Any]:
