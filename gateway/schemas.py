@@ -1,0 +1,159 @@
+"""The public API's request and response bodies. The same schemas validate requests and build OpenAPI.
+
+They are the gateway's contract with the website and the apps; each service validates its RPC input
+again with its own schemas, so a service stays safe when called by anything else.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import available_timezones
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from gateway.pagination import PageQuerySchema
+
+_TIME_ZONES = frozenset(available_timezones())
+_ID = validate.Length(min=1, max=100)
+
+
+class AddressSchema(Schema):
+    line1 = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    line2 = fields.String(validate=validate.Length(max=200))
+    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    state = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$", error="two capital letters"),
+                          metadata={"example": "CO"})
+    postal_code = fields.String(required=True, validate=validate.Regexp(r"^\d{5}(-\d{4})?$"),
+                                metadata={"example": "80202"})
+
+
+class PatientRegistrationSchema(Schema):
+    first_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    last_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    phone = fields.String(required=True,
+                          validate=validate.Regexp(r"^\+[1-9]\d{7,14}$", error="E.164, e.g. +13035550100"),
+                          metadata={"example": "+13035550100"})
+    date_of_birth = fields.Date(required=True, metadata={"example": "1985-04-02"})
+    address = fields.Nested(AddressSchema, required=True)
+    time_zone = fields.String(required=True, metadata={"example": "America/Denver"})
+    sms_opt_in = fields.Boolean(metadata={"description": "Consent to receive texts (TCPA)"})
+
+    @validates("time_zone")
+    def _known_time_zone(self, value: str, **_: object) -> None:
+        if value not in _TIME_ZONES:
+            raise ValidationError("unknown IANA time zone")
+
+
+class PatientSchema(PatientRegistrationSchema):
+    id = fields.String(required=True)
+    status = fields.String(required=True)
+    registered_at = fields.DateTime(required=True)
+
+
+class BookingRequestSchema(Schema):
+    patient_id = fields.String(required=True, validate=_ID)
+    visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50),
+                               metadata={"example": "iv-mood"})
+    start_at = fields.AwareDateTime(required=True, metadata={"description": "UTC instant or offset time",
+                                                             "example": "2026-11-26T17:00:00Z"})
+    nurse_id = fields.String(validate=_ID)
+
+
+class AppointmentSchema(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    nurse_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    status = fields.String(required=True)
+    start_at = fields.DateTime(required=True)
+    end_at = fields.DateTime(required=True)
+    time_zone = fields.String(required=True)
+    local_start = fields.String(required=True, metadata={"description": "Start in the patient's time zone"})
+    booked_at = fields.DateTime(required=True)
+    calendar_version = fields.String(required=True)
+
+
+class AppointmentQuerySchema(PageQuerySchema):
+    patient_id = fields.String(validate=_ID)
+    nurse_id = fields.String(validate=_ID)
+
+
+class LineItemSchema(Schema):
+    code = fields.String(required=True)
+    description = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    unit_amount_cents = fields.Integer(required=True)
+    amount_cents = fields.Integer(required=True)
+
+
+class InvoiceSchema(Schema):
+    id = fields.String(required=True)
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    status = fields.String(required=True)
+    currency = fields.String(required=True)
+    line_items = fields.List(fields.Nested(LineItemSchema), required=True)
+    total_cents = fields.Integer(required=True)
+    amount_due_cents = fields.Integer(required=True)
+    catalogue_version = fields.String(required=True)
+    visit_start_at = fields.DateTime(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class InvoiceQuerySchema(PageQuerySchema):
+    appointment_id = fields.String(validate=_ID)
+    patient_id = fields.String(validate=_ID)
+
+
+class MessageSchema(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    channel = fields.String(required=True, validate=validate.OneOf(["email", "sms"]))
+    to = fields.String(required=True)
+    subject = fields.String(allow_none=True)
+    body = fields.String(required=True)
+    status = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    templates_version = fields.String(required=True)
+
+
+class NurseSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    licensed_states = fields.List(fields.String(), required=True)
+    active = fields.Boolean(required=True)
+
+
+class NurseUpdateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    licensed_states = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2}$")), required=True,
+                                  validate=validate.Length(min=1))
+    active = fields.Boolean()
+
+
+class AuditEntrySchema(Schema):
+    entry_id = fields.String(required=True)
+    subject = fields.String(required=True)
+    role = fields.String(required=True)
+    action = fields.String(required=True)
+    resource = fields.String(required=True)
+    resource_id = fields.String(allow_none=True)
+    at = fields.DateTime(required=True)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    request_id = fields.String(allow_none=True)
+    outcome = fields.Integer(required=True)
+
+
+class AuditQuerySchema(PageQuerySchema):
+    subject = fields.String(validate=_ID)
+    resource = fields.String(validate=validate.Length(min=1, max=50))
+    resource_id = fields.String(validate=_ID)
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok", "unavailable"]))
+    checks = fields.Dict(keys=fields.String(), values=fields.String())

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo.database import Database
+
+from gateway.ratelimit import RateLimiter, RateLimitRule
+
+# The next window boundary of both rules (60 s and 300 s), close to the real clock: the TTL
+# index would otherwise reap counters stamped in the past.
+WINDOW_START = datetime.fromtimestamp((int(datetime.now(UTC).timestamp()) // 300 + 1) * 300, UTC)
+
+
+@pytest.fixture
+def limiter(db: Database) -> RateLimiter:
+    return RateLimiter(
+        db,
+        default_rule=RateLimitRule(limit=3, window_seconds=60),
+        route_rules={"login": RateLimitRule(limit=1, window_seconds=300)},
+    )
+
+
+def test_hits_within_the_limit_are_allowed_and_count_down(limiter: RateLimiter) -> None:
+    decisions = [
+        limiter.hit("c-1", "list_patients", now=WINDOW_START + timedelta(seconds=i)) for i in range(3)
+    ]
+    assert [decision.allowed for decision in decisions] == [True, True, True]
+    assert [decision.remaining for decision in decisions] == [2, 1, 0]
+    assert all(decision.limit == 3 and decision.retry_after_seconds == 0 for decision in decisions)
+    assert decisions[0].reset_at == WINDOW_START + timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("seconds_into_window", "retry_after"),
+    [(0, 60), (10, 50), (59.2, 1), (30.5, 30)],
+)
+def test_the_hit_over_the_limit_is_refused_with_retry_after(
+    limiter: RateLimiter, seconds_into_window: float, retry_after: int
+) -> None:
+    now = WINDOW_START + timedelta(seconds=seconds_into_window)
+    for _ in range(3):
+        assert limiter.hit("c-1", "list_patients", now=now).allowed
+    refused = limiter.hit("c-1", "list_patients", now=now)
+    assert not refused.allowed
+    assert refused.remaining == 0
+    assert refused.retry_after_seconds == retry_after
+    assert refused.headers(now=now) == {
+        "RateLimit-Limit": "3",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(retry_after),
+        "Retry-After": str(retry_after),
+    }
+
+
+def test_a_new_window_allows_again(limiter: RateLimiter) -> None:
+    for _ in range(4):
+        limiter.hit("c-1", "list_patients", now=WINDOW_START + timedelta(seconds=59))
+    next_window = limiter.hit("c-1", "list_patients", now=WINDOW_START + timedelta(seconds=60))
+    assert next_window.allowed
+    assert next_window.remaining == 2
+
+
+def test_clients_do_not_share_a_budget(limiter: RateLimiter) -> None:
+    for _ in range(4):
+        limiter.hit("c-1", "list_patients", now=WINDOW_START)
+    assert limiter.hit("c-2", "list_patients", now=WINDOW_START).allowed
+
+
+def test_routes_do_not_share_a_budget(limiter: RateLimiter) -> None:
+    for _ in range(4):
+        limiter.hit("c-1", "list_patients", now=WINDOW_START)
+    assert limiter.hit("c-1", "get_patient", now=WINDOW_START).allowed
+
+
+def test_route_rule_overrides_the_default(limiter: RateLimiter) -> None:
+    first = limiter.hit("c-1", "login", now=WINDOW_START)
+    second = limiter.hit("c-1", "login", now=WINDOW_START + timedelta(seconds=100))
+    assert (first.allowed, first.limit) == (True, 1)
+    assert not second.allowed
+    assert second.reset_at == WINDOW_START + timedelta(seconds=300)
+    assert limiter.rule_for("login") == RateLimitRule(1, 300)
+    assert limiter.rule_for("anything-else") == RateLimitRule(3, 60)
+
+
+def test_separator_in_ids_cannot_merge_two_budgets(limiter: RateLimiter) -> None:
+    for _ in range(4):
+        limiter.hit("a|b", "c", now=WINDOW_START)
+    assert limiter.hit("a", "b|c", now=WINDOW_START).allowed
+
+
+def test_limiters_in_several_processes_share_the_count(db: Database) -> None:
+    rule = RateLimitRule(limit=2, window_seconds=60)
+    first, second = RateLimiter(db, rule), RateLimiter(db, rule)
+    assert first.hit("c-1", "r", now=WINDOW_START).allowed
+    assert second.hit("c-1", "r", now=WINDOW_START).allowed
+    assert not first.hit("c-1", "r", now=WINDOW_START).allowed
+
+
+def test_concurrent_hits_are_counted_exactly(limiter: RateLimiter) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        decisions = list(pool.map(lambda _: limiter.hit("c-1", "r", now=WINDOW_START), range(6)))
+    assert sum(decision.allowed for decision in decisions) == 3
+
+
+def test_purge_expired_deletes_ended_windows_only(limiter: RateLimiter, db: Database) -> None:
+    limiter.hit("c-1", "r", now=WINDOW_START)
+    limiter.hit("c-1", "r", now=WINDOW_START + timedelta(seconds=60))
+    assert limiter.purge_expired(now=WINDOW_START + timedelta(seconds=61)) == 1
+    assert db.rate_limit_windows.count_documents({}) == 1
+
+
+@pytest.mark.parametrize(("limit", "window"), [(0, 60), (5, 0), (-1, 10)])
+def test_rule_refuses_nonsense(limit: int, window: int) -> None:
+    with pytest.raises(ValueError):
+        RateLimitRule(limit, window)
