@@ -1,6 +1,10 @@
 """Root test configuration. Eventlet must patch the process before anything else is imported."""
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 

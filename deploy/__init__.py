@@ -1,0 +1,1 @@
+"""Development and deployment helpers: starting the platform's processes (``make run``, tests, benchmarks)."""
