@@ -20,3 +20,12 @@ def as_utc(moment: datetime) -> datetime:
 
 def isoformat(moment: datetime) -> str:
     return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def utc(moment: datetime | None = None) -> datetime:
+    """``moment`` in UTC (a naive datetime is refused: its zone is unknown), or now when None."""
+    if moment is None:
+        return utcnow()
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC)

@@ -14,8 +14,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
+from chassis.clock import utc
 from chassis.pagination import Page, fetch_page
-from gateway.clock import utc
 
 COLLECTION = "audit_log"
 ACTIONS = ("read", "create", "update", "delete", "send", "list")

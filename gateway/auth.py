@@ -16,7 +16,7 @@ from typing import Any
 
 import jwt
 
-from gateway.clock import utc
+from chassis.clock import utc
 from gateway.problems import ProblemError
 
 ROLES = ("patient", "clinician", "nurse", "finance", "admin")

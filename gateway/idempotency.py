@@ -21,7 +21,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from gateway.clock import utc
+from chassis.clock import utc
 from gateway.problems import ProblemError
 
 COLLECTION = "idempotency_keys"

@@ -17,7 +17,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from gateway.clock import utc
+from chassis.clock import utc
 
 COLLECTION = "rate_limit_windows"
 
