@@ -121,11 +121,15 @@ def fetch_page[T](collection: Collection, query: Mapping[str, Any], sort_field: 
     if cursor is not None:
         value, document_id = decode_position(cursor)
         beyond = "$lt" if descending else "$gt"
-        conditions.append({"$or": [{sort_field: {beyond: value}}, {sort_field: value, "_id": {beyond: document_id}}]})
+        if sort_field == "_id":
+            conditions.append({"_id": {beyond: document_id}})
+        else:
+            conditions.append({"$or": [{sort_field: {beyond: value}},
+                                       {sort_field: value, "_id": {beyond: document_id}}]})
     mongo_filter = {"$and": conditions} if len(conditions) > 1 else (conditions[0] if conditions else {})
     direction = DESCENDING if descending else ASCENDING
-    found = list(collection.find(mongo_filter, projection).sort([(sort_field, direction), ("_id", direction)])
-                 .limit(size + 1))
+    order = [(sort_field, direction)] + ([("_id", direction)] if sort_field != "_id" else [])
+    found = list(collection.find(mongo_filter, projection).sort(order).limit(size + 1))
     next_cursor = None
     if len(found) > size:
         found = found[:size]

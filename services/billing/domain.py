@@ -9,6 +9,10 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from chassis.config import ConfigVersion
 
+#: What an IV dose may cost on this platform, whatever a catalogue says ($400 to $2,000). A catalogue may
+#: narrow the range (``iv_dose_range_cents``) but never widen it: a typo cannot price a dose at $1 or $50,000.
+IV_DOSE_BOUNDS_CENTS = (40_000, 200_000)
+
 
 class PriceItemSchema(Schema):
     description = fields.String(required=True)
@@ -24,6 +28,9 @@ class PriceCatalogueSchema(Schema):
     @validates_schema
     def _iv_doses_in_range(self, data: dict[str, Any], **_: Any) -> None:
         low, high = data["iv_dose_range_cents"]
+        floor, ceiling = IV_DOSE_BOUNDS_CENTS
+        if not floor <= low <= high <= ceiling:
+            raise ValidationError(f"iv_dose_range_cents must lie within {floor} to {ceiling}, low before high")
         for code, item in data["items"].items():
             if item["iv_dose"] and not low <= item["amount_cents"] <= high:
                 raise ValidationError(f"{code}: an IV dose must cost between {low} and {high} cents")

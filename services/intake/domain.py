@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, fields, validate
 
@@ -26,6 +27,11 @@ class Eligibility:
 def age_on(birth_date: date, today: date) -> int:
     before_birthday = (today.month, today.day) < (birth_date.month, birth_date.day)
     return today.year - birth_date.year - before_birthday
+
+
+def today_where_they_live(time_zone: str, now: datetime) -> date:
+    """The patient's own calendar date: an 18th birthday starts at midnight where they live, not in UTC."""
+    return now.astimezone(ZoneInfo(time_zone)).date()
 
 
 def booking_eligibility(patient: dict[str, Any], rules: ConfigVersion, today: date) -> Eligibility:

@@ -14,7 +14,7 @@ from chassis.ids import new_id
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from services.intake.dependencies import create_indexes, load_booking_rules
-from services.intake.domain import booking_eligibility
+from services.intake.domain import booking_eligibility, today_where_they_live
 from services.intake.exceptions import PatientAlreadyRegistered, PatientNotFound
 from services.intake.schemas import EligibilitySchema, PatientRegistrationSchema, PatientSchema
 
@@ -50,7 +50,8 @@ class IntakeService(RpcServiceBase):
     def booking_eligibility(self, patient_id: str) -> dict[str, Any]:
         """May this patient book a home visit now? Asked by scheduling before every booking."""
         patient = self._patient(patient_id)
-        decision = booking_eligibility(patient, BOOKING_RULES.effective_at(), utcnow().date())
+        today = today_where_they_live(patient["time_zone"], utcnow())
+        decision = booking_eligibility(patient, BOOKING_RULES.effective_at(), today)
         return EligibilitySchema().dump({
             "patient_id": patient_id, "eligible": decision.eligible, "reasons": decision.reasons,
             "rules_version": decision.rules_version, "state": patient["address"]["state"],

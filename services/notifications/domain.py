@@ -53,8 +53,11 @@ def money(amount_cents: int, currency: str) -> str:
 
 
 def assert_no_health_words(text: str, forbidden_words: list[str]) -> None:
+    """Refuse a text holding a forbidden word, or its plural ("infusions", "doses"); "Spain" is fine."""
+    forbidden = {w.lower() for w in forbidden_words}
     words = set(re.findall(r"[a-z]+", text.lower()))
-    found = sorted(words & {w.lower() for w in forbidden_words})
+    singular = {w[:-2] for w in words if w.endswith("es")} | {w[:-1] for w in words if w.endswith("s")}
+    found = sorted((words | singular) & forbidden)
     if found:
         raise HealthDetailInText(f"text would reveal health details: {found}")
 

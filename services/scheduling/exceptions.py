@@ -9,6 +9,10 @@ class NurseNotFound(NotFound):
     code = "nurse_not_found"
 
 
+class NurseCannotServePatient(NotAllowed):
+    code = "nurse_cannot_serve_patient"
+
+
 class PatientNotCleared(NotAllowed):
     code = "patient_not_cleared"
 

@@ -20,6 +20,8 @@ from services.scheduling.exceptions import (
     AppointmentNotFound,
     InvalidVisitType,
     NoNurseAvailable,
+    NurseCannotServePatient,
+    NurseNotFound,
     PatientNotCleared,
     TimeNotBookable,
 )
@@ -42,8 +44,10 @@ class SchedulingService(RpcServiceBase):
         return NurseSchema().dump(nurse)
 
     @rpc
-    def list_nurses(self) -> list[dict[str, Any]]:
-        return NurseSchema(many=True).dump(self.store.db.nurses.find().sort("_id", 1))
+    def list_nurses(self, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A page of nurses in id order."""
+        page = fetch_page(self.store.db.nurses, {}, "_id", cursor=cursor, limit=limit)
+        return {"items": NurseSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
 
     @rpc
     def book_appointment(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +67,11 @@ class SchedulingService(RpcServiceBase):
             raise TimeNotBookable(str(refused), reason=refused.reason) from refused
 
         nurses = nurses_for(list(self.store.db.nurses.find()), eligibility["state"], request.get("nurse_id"))
+        if "nurse_id" in request and not nurses:
+            if self.store.db.nurses.count_documents({"_id": request["nurse_id"]}) == 0:
+                raise NurseNotFound(f"no nurse {request['nurse_id']}", nurse_id=request["nurse_id"])
+            raise NurseCannotServePatient("this nurse is not active or not licensed in the patient's state",
+                                          nurse_id=request["nurse_id"], state=eligibility["state"])
         appointment_id = new_id("apt")
         for nurse in nurses:
             appointment = {
