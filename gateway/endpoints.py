@@ -75,7 +75,7 @@ LIST_INVOICES = Route(
 
 LIST_NURSES = Route(
     "GET", "/v1/nurses", "listNurses", "The nurses and the states they are licensed in", "nurses",
-    roles=("nurse", *STAFF), response_schema=NurseSchema, many=True, errors=UPSTREAM)
+    roles=("nurse", *STAFF), query_schema=PageQuerySchema, response_schema=NurseSchema, many=True, errors=UPSTREAM)
 PUT_NURSE = Route(
     "PUT", "/v1/nurses/{nurse_id}", "putNurse", "Add or update a nurse", "nurses", roles=("admin",),
     request_schema=NurseUpdateSchema, response_schema=NurseSchema, errors=UPSTREAM)

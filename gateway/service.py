@@ -133,7 +133,7 @@ class GatewayService(ServiceBase):
 
     @api(routes.LIST_NURSES)
     def list_nurses(self, request: ApiRequest) -> dict[str, Any]:
-        return {"items": self.scheduling.list_nurses(), "next_cursor": None}
+        return self.scheduling.list_nurses(**_paging(request))
 
     @api(routes.PUT_NURSE)
     def put_nurse(self, request: ApiRequest, nurse_id: str) -> dict[str, Any]:
