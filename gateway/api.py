@@ -44,6 +44,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.problems import ProblemError, problem, validation_errors
 from gateway.ratelimit import RateLimiter, RateLimitRule
 from gateway.routes import Route
+from gateway.signatures import SIGNATURE_HEADER, verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,8 @@ class GatewayRuntime(SharedExtension):
         self.metrics = GatewayMetrics()
         self.max_body_bytes = int(config.get("MAX_BODY_BYTES", 65536))
         self.cors_origins = frozenset(config.get("CORS_ORIGINS") or ())
+        self.webhook_secrets = dict(config.get("WEBHOOK_SECRETS") or {})
+        self.webhook_tolerance_seconds = int(config.get("WEBHOOK_TOLERANCE_SECONDS", 300))
 
     def stop(self) -> None:
         self.client.close()
@@ -284,10 +287,6 @@ class ApiEntrypoint(HttpRequestHandler):
     runtime = GatewayRuntime()  # shared: the same instance as the server's and the handlers'
 
     def __init__(self, route: Route, **kwargs: Any) -> None:
-        if route.auth == "signature":
-            # Webhooks (Stripe) authenticate by signature; until a verifier is wired in here, refuse to
-            # serve such a route rather than serve it unauthenticated.
-            raise NotImplementedError(f"{route.operation_id}: signature-authenticated routes need a verifier")
         self.route = route
         super().__init__(route.method, route.werkzeug_rule, **kwargs)
 
@@ -302,16 +301,16 @@ class ApiEntrypoint(HttpRequestHandler):
         record_id: str | None = None
         audited = False
         try:
-            api_request.principal = self._authenticate(request)
+            raw_body = self._read_body(request)
+            api_request.principal = self._authenticate(request, raw_body)
             audited = True
             decision = self.runtime.rate_limiter.hit(api_request.subject if api_request.principal
                                                      else f"ip:{request.remote_addr}", self.route.operation_id)
             extra_headers.update(decision.headers())
             if not decision.allowed:
                 raise RateLimited(decision.headers())
-            if not self.route.allows(api_request.principal.role if api_request.principal else None):
+            if not self.route.allows(api_request.role if api_request.principal else None):
                 raise Forbidden(f"The {api_request.role} role may not call {self.route.operation_id}.")
-            raw_body = self._read_body(request)
             api_request.body = self._load_body(raw_body)
             api_request.query = self._load_query(request)
             if self.route.idempotent and request.headers.get("Idempotency-Key") is not None:
@@ -341,13 +340,22 @@ class ApiEntrypoint(HttpRequestHandler):
         response = Response(body, status=status, headers={**extra_headers, **headers})
         return self._finish(response, api_request, started, audited)
 
-    def _authenticate(self, request: Request) -> Principal | None:
+    def _authenticate(self, request: Request, raw_body: bytes) -> Principal | None:
+        if self.route.auth == "signature":
+            verify_signature(raw_body, request.headers.get(SIGNATURE_HEADER),
+                             self.runtime.webhook_secrets.get(self.route.operation_id),
+                             self.runtime.webhook_tolerance_seconds)
+            return Principal(subject=f"webhook:{self.route.operation_id}", role="webhook")
         if self.route.auth != "bearer":
             return None
         return authenticate(self.runtime.auth, request.headers.get("Authorization"))
 
+    @property
+    def _takes_body(self) -> bool:
+        return self.route.request_schema is not None or self.route.auth == "signature"
+
     def _read_body(self, request: Request) -> bytes:
-        if self.route.request_schema is None:
+        if not self._takes_body:
             return b""
         limit = self.runtime.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -362,7 +370,8 @@ class ApiEntrypoint(HttpRequestHandler):
             raise BodyTooLarge(f"The body may not exceed {limit} bytes.") from exc
 
     def _load_body(self, raw_body: bytes) -> dict[str, Any]:
-        if self.route.request_schema is None:
+        """The body as the route's schema loads it (a webhook without a schema: the JSON object as sent)."""
+        if not self._takes_body:
             return {}
         try:
             document = json.loads(raw_body or b"null")
@@ -370,6 +379,8 @@ class ApiEntrypoint(HttpRequestHandler):
             raise MalformedBody("The body is not valid JSON.") from exc
         if not isinstance(document, dict):
             raise InvalidBody([{"field": "", "reason": "The body must be a JSON object."}])
+        if self.route.request_schema is None:
+            return document
         try:
             return self.route.request_schema().load(document, unknown=RAISE)
         except ValidationError as exc:
