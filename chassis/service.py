@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError
@@ -26,6 +27,18 @@ class RpcServiceBase(ServiceBase):
         if store is not None:
             store.db.command("ping")
         return {"status": "ok"}
+
+
+def plausible_instant(value: datetime) -> None:
+    """Field validator: refuse times outside the years 1901-2199 (and so any that cannot even be put in UTC)."""
+    if not 1900 < value.year < 2200:
+        raise ValidationError("must lie between the years 1901 and 2199")
+
+
+def date_in_the_past(value: date) -> None:
+    """Field validator for birth dates: after 1900 and not in the future."""
+    if not date(1900, 1, 1) <= value <= datetime.now(UTC).date():
+        raise ValidationError("must be a past date after 1900")
 
 
 def validated(schema: Schema, data: Any) -> dict[str, Any]:

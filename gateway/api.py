@@ -34,7 +34,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from chassis.errors import DomainError, InvalidInput, ServiceTimeout, Unavailable
+from chassis.errors import DomainError
 from chassis.logs import CORRELATION_KEY
 from chassis.store import connect
 from gateway.audit import AuditEntry, AuditLog
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ANONYMOUS = "anonymous"
+UPSTREAM_FAILURES = (503, 504)
 ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 
 
@@ -120,14 +121,15 @@ def problem_for(exc: BaseException, request_id: str) -> tuple[int, dict[str, str
         return status, {**headers, **exc.headers()}, body
     if isinstance(exc, ProblemError):
         return exc.to_problem(request_id)
-    if isinstance(exc, InvalidInput):
-        return problem(exc.status, exc.code, "Validation failed", exc.detail, request_id,
-                       validation_errors(exc.details.get("errors") or {}))
     if isinstance(exc, DomainError):
+        field_errors = exc.details.get("errors")
+        if field_errors:  # InvalidInput, raised here or by a service (RemoteDomainError keeps its details)
+            return problem(exc.status, exc.code, "Validation failed", exc.detail, request_id,
+                           validation_errors(field_errors))
         extra = {k: v for k, v in exc.details.items() if k not in ("errors", "retry_after") and _is_json(v)}
         status, headers, body = problem(exc.status, exc.code, HTTPStatus(exc.status).phrase, exc.detail,
                                         request_id, **extra)
-        if isinstance(exc, Unavailable):
+        if exc.status in UPSTREAM_FAILURES:  # also when relayed by another service
             headers["Retry-After"] = str(exc.details.get("retry_after") or 5)
         return status, headers, body
     if isinstance(exc, HTTPException):
@@ -137,6 +139,14 @@ def problem_for(exc: BaseException, request_id: str) -> tuple[int, dict[str, str
     log.error("unexpected error answering request %s", request_id, exc_info=exc)
     return problem(500, "internal_error", "Internal server error",
                    "Something went wrong on our side; quote the request id if you contact us.", request_id)
+
+
+def _created_id(body: bytes) -> str | None:
+    try:
+        created = json.loads(body)
+    except ValueError:
+        return None
+    return created.get("id") if isinstance(created, dict) and isinstance(created.get("id"), str) else None
 
 
 def _is_json(value: Any) -> bool:
@@ -164,6 +174,11 @@ class ApiRequest:
     @property
     def role(self) -> str:
         return self.principal.role if self.principal else ANONYMOUS
+
+    @property
+    def client_id(self) -> str:
+        """Whose budget and idempotency keys these are: the token's subject, else the client's address."""
+        return self.principal.subject if self.principal else f"ip:{self.ip}"
 
 
 def to_json(payload: Any) -> str:
@@ -241,6 +256,9 @@ class ApiWebServer(WebServer):
 
 class ApiWsgiApp(WsgiApp):
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            # eventlet's input ends with the last chunk; say so, or werkzeug reads a chunked body as empty
+            environ["wsgi.input_terminated"] = True
         request = Request(environ, shallow=True)
         request_id = request_id_of(request)
         request.request_id = request_id
@@ -304,8 +322,7 @@ class ApiEntrypoint(HttpRequestHandler):
             raw_body = self._read_body(request)
             api_request.principal = self._authenticate(request, raw_body)
             audited = True
-            decision = self.runtime.rate_limiter.hit(api_request.subject if api_request.principal
-                                                     else f"ip:{request.remote_addr}", self.route.operation_id)
+            decision = self.runtime.rate_limiter.hit(api_request.client_id, self.route.operation_id)
             extra_headers.update(decision.headers())
             if not decision.allowed:
                 raise RateLimited(decision.headers())
@@ -314,9 +331,10 @@ class ApiEntrypoint(HttpRequestHandler):
             api_request.body = self._load_body(raw_body)
             api_request.query = self._load_query(request)
             if self.route.idempotent and request.headers.get("Idempotency-Key") is not None:
-                outcome = self.runtime.idempotency.begin(request.headers["Idempotency-Key"], api_request.subject,
-                                                         self.route.operation_id, raw_body)
+                outcome = self.runtime.idempotency.begin(request.headers["Idempotency-Key"],
+                                                         api_request.client_id, self.route.operation_id, raw_body)
                 if isinstance(outcome, Replay):
+                    api_request.resource_id = api_request.resource_id or _created_id(outcome.body)
                     response = Response(outcome.body, status=outcome.status,
                                         headers={**outcome.headers, "Idempotent-Replayed": "true"})
                     return self._finish(response, api_request, started, audited)
@@ -328,9 +346,9 @@ class ApiEntrypoint(HttpRequestHandler):
                 record_id = outcome.record_id
             status, headers, body = self._run_handler(api_request, request.path_values)
         except Exception as exc:
-            if isinstance(exc, DomainError) and isinstance(exc, Unavailable):
+            if isinstance(exc, DomainError) and exc.status in UPSTREAM_FAILURES:
                 self.runtime.metrics.rpc_error(exc.details.get("service", "unknown"),
-                                               "timeout" if isinstance(exc, ServiceTimeout) else "unavailable")
+                                               "timeout" if exc.status == 504 else "unavailable")
             status, headers, body = problem_for(exc, request_id)
         if record_id is not None:
             if status < 500:

@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from chassis.service import date_in_the_past, plausible_instant
 from gateway.pagination import PageQuerySchema
 
 _TIME_ZONES = frozenset(available_timezones())
@@ -33,7 +34,7 @@ class PatientRegistrationSchema(Schema):
     phone = fields.String(required=True,
                           validate=validate.Regexp(r"^\+[1-9]\d{7,14}$", error="E.164, e.g. +13035550100"),
                           metadata={"example": "+13035550100"})
-    date_of_birth = fields.Date(required=True, metadata={"example": "1985-04-02"})
+    date_of_birth = fields.Date(required=True, validate=date_in_the_past, metadata={"example": "1985-04-02"})
     address = fields.Nested(AddressSchema, required=True)
     time_zone = fields.String(required=True, metadata={"example": "America/Denver"})
     sms_opt_in = fields.Boolean(metadata={"description": "Consent to receive texts (TCPA)"})
@@ -54,8 +55,9 @@ class BookingRequestSchema(Schema):
     patient_id = fields.String(required=True, validate=_ID)
     visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50),
                                metadata={"example": "iv-mood"})
-    start_at = fields.AwareDateTime(required=True, metadata={"description": "UTC instant or offset time",
-                                                             "example": "2026-11-26T17:00:00Z"})
+    start_at = fields.AwareDateTime(required=True, validate=plausible_instant,
+                                    metadata={"description": "UTC instant or offset time",
+                                              "example": "2026-11-26T17:00:00Z"})
     nurse_id = fields.String(validate=_ID)
 
 
@@ -150,8 +152,8 @@ class AuditQuerySchema(PageQuerySchema):
     subject = fields.String(validate=_ID)
     resource = fields.String(validate=validate.Length(min=1, max=50))
     resource_id = fields.String(validate=_ID)
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
+    since = fields.AwareDateTime(validate=plausible_instant)
+    until = fields.AwareDateTime(validate=plausible_instant)
 
 
 class HealthSchema(Schema):

@@ -6,6 +6,8 @@ from zoneinfo import available_timezones
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from chassis.service import date_in_the_past
+
 _TIME_ZONES = frozenset(available_timezones())
 
 
@@ -23,7 +25,7 @@ class PatientRegistrationSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     phone = fields.String(required=True,
                           validate=validate.Regexp(r"^\+[1-9]\d{7,14}$", error="E.164, e.g. +13035550100"))
-    date_of_birth = fields.Date(required=True)
+    date_of_birth = fields.Date(required=True, validate=date_in_the_past)
     address = fields.Nested(AddressSchema, required=True)
     time_zone = fields.String(required=True)
     sms_opt_in = fields.Boolean(load_default=False)

@@ -2,11 +2,13 @@
 
 from marshmallow import Schema, fields, validate
 
+from chassis.service import plausible_instant
+
 
 class BookingRequestSchema(Schema):
     patient_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    start_at = fields.AwareDateTime(required=True)
+    start_at = fields.AwareDateTime(required=True, validate=plausible_instant)
     nurse_id = fields.String(validate=validate.Length(min=1, max=100))
 
 

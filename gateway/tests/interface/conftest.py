@@ -9,161 +9,20 @@ Tests only add data (fresh ids, fresh visit times), so they do not depend on one
 
 from __future__ import annotations
 
-import itertools
-import json
 import random
 import string
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote, urlparse
-from zoneinfo import ZoneInfo
 
-import eventlet
 import pymongo
 import pytest
-import requests
 from kombu.pools import connections
-from nameko.runners import ServiceRunner
 from nameko.testing.utils import find_free_port
 
 from chassis.testing import wait_for
-from gateway.auth import ROLES, AuthSettings, mint_token
-from gateway.service import GatewayService
-from services.billing.service import BillingService
-from services.intake.service import IntakeService
-from services.notifications.service import NotificationsService
-from services.scheduling.service import SchedulingService
-
-JWT_SECRET = "gateway-interface-tests-secret-0123456789"  # 41 bytes: HS256 wants at least 32
-AUTH = AuthSettings(secret=JWT_SECRET)
-ALL_SERVICES = (IntakeService, SchedulingService, BillingService, NotificationsService, GatewayService)
-PROBLEM_JSON = "application/problem+json"
-DENVER = "America/Denver"
-HTTP_TIMEOUT = 30  # a hung gateway fails the test instead of hanging the suite
-
-
-# --- what every test module may use ------------------------------------------------------------------
-
-
-def token(role: str, subject: str, **kwargs: Any) -> str:
-    return mint_token(AUTH, subject, role, **kwargs)
-
-
-def bearer(role: str, subject: str, **kwargs: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(role, subject, **kwargs)}"}
-
-
-def registration(**overrides: Any) -> dict[str, Any]:
-    """A valid sign-up body for an adult in Denver, with a fresh e-mail address."""
-    body = {
-        "first_name": "Dana", "last_name": "Rivera", "email": f"p-{uuid.uuid4().hex[:12]}@example.com",
-        "phone": "+13035550142", "date_of_birth": "1987-06-15",
-        "address": {"line1": "1600 Glenarm Pl", "city": "Denver", "state": "CO", "postal_code": "80202"},
-        "time_zone": DENVER, "sms_opt_in": True,
-    }
-    body.update(overrides)
-    return body
-
-
-def assert_problem(response: requests.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """Every error is problem+json whose ``status`` is the HTTP status, with the request id in header and body."""
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["Content-Type"] == PROBLEM_JSON, response.headers
-    body = response.json()
-    assert body["status"] == status, body
-    assert {"type", "title", "status", "code"} <= set(body), body
-    request_id = response.headers.get("X-Request-ID")
-    assert request_id, response.headers
-    if "request_id" in body:
-        assert body["request_id"] == request_id, (body, response.headers)
-    if code is not None:
-        assert body["code"] == code, body
-    return body
-
-
-class VisitTimes:
-    """Distinct bookable visit starts (tomorrow+1 .. +80 days, 08:00 / 11:00 / 14:00 local): two visits never
-    share a nurse's slots or travel buffers, so tests of one module never collide on a nurse by accident."""
-
-    def __init__(self, time_zone: str = DENVER) -> None:
-        self.zone = ZoneInfo(time_zone)
-        days = list(range(2, 80))
-        random.Random(uuid.uuid4().int).shuffle(days)  # modules on one store still get different days
-        self._starts = ((day, hour) for day in days for hour in (8, 11, 14))
-
-    def next(self) -> str:
-        day, hour = next(self._starts)
-        date = datetime.now(self.zone).date() + timedelta(days=day)
-        return datetime.combine(date, time(hour, 0), tzinfo=self.zone).astimezone(UTC).isoformat()
-
-
-class Platform:
-    """A running gateway and services: HTTP helpers, tokens, and read access to the stores."""
-
-    def __init__(self, url: str, config: dict[str, Any], runner: ServiceRunner, mongo: pymongo.MongoClient) -> None:
-        self.url = url
-        self.config = config
-        self.runner = runner
-        self.mongo = mongo
-        self.http = requests.Session()
-        self.times = VisitTimes()
-        self._nurse_numbers = itertools.count(1)
-
-    # HTTP
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", HTTP_TIMEOUT)
-        return self.http.request(method, self.url + path, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("POST", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("PUT", path, **kwargs)
-
-    # stores
-
-    def db(self, service: str) -> Any:
-        return self.mongo[self.config["DATABASE_PREFIX"] + service]
-
-    # data, made through the public API
-
-    def register(self, **overrides: Any) -> str:
-        response = self.post("/v1/patients", json=registration(**overrides))
-        assert response.status_code == 201, response.text
-        return response.json()["id"]
-
-    def add_nurse(self, states: tuple[str, ...] = ("CO",), nurse_id: str | None = None) -> str:
-        nurse_id = nurse_id or f"nur_t{next(self._nurse_numbers)}_{uuid.uuid4().hex[:6]}"
-        response = self.put(f"/v1/nurses/{nurse_id}", headers=bearer("admin", "ops-setup"),
-                            json={"name": f"Nurse {nurse_id}", "licensed_states": list(states)})
-        assert response.status_code == 200, response.text
-        return nurse_id
-
-    def book(self, patient_id: str, start_at: str | None = None, **extra: Any) -> dict[str, Any]:
-        response = self.post("/v1/appointments", headers=bearer("patient", patient_id),
-                             json={"patient_id": patient_id, "visit_type": "iv-mood",
-                                   "start_at": start_at or self.times.next(), **extra})
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def invoice_of(self, appointment_id: str) -> dict[str, Any]:
-        """The invoice billing makes from ``appointment.booked`` (asynchronously: waited for)."""
-
-        def found() -> dict[str, Any] | None:
-            items = self.get("/v1/invoices", headers=bearer("finance", "fin-setup"),
-                             params={"appointment_id": appointment_id}).json()["items"]
-            return items[0] if items else None
-
-        return wait_for(found, timeout=20, interval=0.1)
-
-
-# --- module-scoped broker vhost, databases and platform ------------------------------------------------
+from gateway.tests.interface.support import ALL_SERVICES, JWT_SECRET, Platform, start_runner
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +61,7 @@ def module_mongo_client(mongo_uri) -> Iterator[pymongo.MongoClient]:
 
 @pytest.fixture(scope="module")
 def module_service_config(module_rabbit_config, mongo_uri, module_database_prefix) -> dict[str, Any]:
-    """The root ``service_config`` at module scope, plus what the gateway needs."""
+    """The root ``service_config`` at module scope, plus the gateway's token secret."""
     return {
         **module_rabbit_config,
         "MONGO_URI": mongo_uri,
@@ -228,24 +87,9 @@ def platform_services() -> tuple[type, ...]:
     return ALL_SERVICES
 
 
-def start_runner(config: dict[str, Any], *service_classes: type) -> ServiceRunner:
-    runner = ServiceRunner(config)
-    for service_cls in service_classes:
-        runner.add_service(service_cls)
-    runner.start()
-    return runner
-
-
-def stop_runner(runner: ServiceRunner) -> None:
-    try:
-        with eventlet.Timeout(20):
-            runner.stop()
-    except BaseException:  # a stuck worker must not keep the suite waiting
-        runner.kill()
-
-
 @pytest.fixture(scope="module")
 def platform(module_service_config, gateway_settings, platform_services, module_mongo_client) -> Iterator[Platform]:
+    """The services and the gateway in one runner, answering HTTP on a free port."""
     address = f"127.0.0.1:{find_free_port()}"
     config = {**module_service_config, "WEB_SERVER_ADDRESS": address, **gateway_settings}
     runner = start_runner(config, *platform_services)
@@ -255,16 +99,4 @@ def platform(module_service_config, gateway_settings, platform_services, module_
         yield platform
     finally:
         platform.http.close()
-        stop_runner(runner)
-
-
-def as_json(response: requests.Response) -> str:
-    """A response's body, for assertion messages."""
-    try:
-        return json.dumps(response.json())
-    except ValueError:
-        return response.text[:500]
-
-
-__all__ = ["AUTH", "JWT_SECRET", "PROBLEM_JSON", "ROLES", "Platform", "assert_problem", "bearer", "registration",
-           "token", "start_runner", "stop_runner", "as_json"]
+        runner.kill()  # as nameko's runner_factory: the vhost and databases are thrown away next

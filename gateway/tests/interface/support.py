@@ -30,8 +30,6 @@ PROBLEM_JSON = "application/problem+json"
 DENVER = "America/Denver"
 HTTP_TIMEOUT = 30  # a hung gateway fails the test instead of hanging the suite
 
-# ------------------------------------------------------------------
-
 
 def token(role: str, subject: str, **kwargs: Any) -> str:
     return mint_token(AUTH, subject, role, **kwargs)
@@ -70,14 +68,16 @@ def assert_problem(response: requests.Response, status: int, code: str | None = 
 
 
 class VisitTimes:
-    """Distinct bookable visit starts (tomorrow+1 .. +80 days, 08:00 / 11:00 / 14:00 local): two visits never
-    share a nurse's slots or travel buffers, so tests of one module never collide on a nurse by accident."""
+    """Distinct bookable visit starts: 2 to 79 days ahead at 09:00, 12:00 or 15:00 in Denver, which is 08:00,
+    11:00 or 14:00 in Los Angeles, inside visit hours (08:00-16:00 local) in both. A visit (up to 120 min)
+    and its 30-minute travel buffers never reach the next start, so two visits never share a nurse's slots
+    and tests of one module never collide on a nurse by accident."""
 
     def __init__(self, time_zone: str = DENVER) -> None:
         self.zone = ZoneInfo(time_zone)
         days = list(range(2, 80))
         random.Random(uuid.uuid4().int).shuffle(days)  # modules on one store still get different days
-        self._starts = ((day, hour) for day in days for hour in (8, 11, 14))
+        self._starts = ((day, hour) for day in days for hour in (9, 12, 15))
 
     def next(self) -> str:
         day, hour = next(self._starts)
@@ -149,3 +149,25 @@ class Platform:
         return wait_for(found, timeout=20, interval=0.1)
 
 
+def start_runner(config: dict[str, Any], *service_classes: type) -> ServiceRunner:
+    runner = ServiceRunner(config)
+    for service_cls in service_classes:
+        runner.add_service(service_cls)
+    runner.start()
+    return runner
+
+
+def stop_runner(runner: ServiceRunner) -> None:
+    try:
+        with eventlet.Timeout(20):
+            runner.stop()
+    except BaseException:  # a stuck worker must not keep the suite waiting
+        runner.kill()
+
+
+def as_json(response: requests.Response) -> str:
+    """A response's body, for assertion messages."""
+    try:
+        return json.dumps(response.json())
+    except ValueError:
+        return response.text[:500]

@@ -121,3 +121,8 @@ def test_every_bad_field_is_named_at_once():
     registration["phone"] = "555"
     registration["address"]["state"] = "Colorado"
     assert set(errors_of(registration)) == {"email", "phone", "address"}
+
+
+@pytest.mark.parametrize("born", ["2999-01-01", "1850-06-01"])
+def test_a_birth_date_in_the_future_or_before_1900_is_refused(born):
+    assert list(errors_of(registration_with("date_of_birth", born))) == ["date_of_birth"]
