@@ -10,12 +10,13 @@ eventlet.monkey_patch()
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pymongo  # noqa: E402
 import pytest  # noqa: E402
 import requests  # noqa: E402
+
+from chassis.testing import fresh_databases  # noqa: E402
 
 ROOT = Path(__file__).parent
 
@@ -38,13 +39,8 @@ def mongo_uri():
 @pytest.fixture
 def database_prefix(mongo_uri):
     """A fresh set of databases per test; dropped afterwards to keep the store small (and fast)."""
-    prefix = f"t{uuid.uuid4().hex[:10]}_"
-    yield prefix
-    client = pymongo.MongoClient(mongo_uri)
-    for name in client.list_database_names():
-        if name.startswith(prefix):
-            client.drop_database(name)
-    client.close()
+    with fresh_databases(mongo_uri) as prefix:
+        yield prefix
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import os
 import random
 import socket
 import string
-import uuid
 from urllib.parse import quote
 
 import pytest
 
+from chassis.testing import fresh_databases
 from deploy.processes import Platform
 from gateway.auth import AuthSettings, mint_token
 
@@ -40,8 +40,14 @@ def vhost(rabbit_manager, request):
 
 
 @pytest.fixture(scope="module")
-def platform(vhost, mongo_uri, tmp_path_factory):
-    prefix = f"e{uuid.uuid4().hex[:10]}_"
+def e2e_database_prefix(mongo_uri):
+    with fresh_databases(mongo_uri, tag="e") as prefix:
+        yield prefix
+
+
+@pytest.fixture(scope="module")
+def platform(vhost, mongo_uri, e2e_database_prefix, tmp_path_factory):
+    prefix = e2e_database_prefix
     env = {**os.environ, "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
            "MONGO_URI": mongo_uri, "DATABASE_PREFIX": prefix, "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}",
            "JWT_SECRET": JWT_SECRET, "EVENT_RETRY_DELAYS": "[0.2, 0.5]", "OUTBOX_POLL_SECONDS": "0.3",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import string
-import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -21,7 +20,7 @@ import pytest
 from kombu.pools import connections
 from nameko.testing.utils import find_free_port
 
-from chassis.testing import wait_for
+from chassis.testing import fresh_databases, wait_for
 from gateway.tests.interface.support import ALL_SERVICES, JWT_SECRET, Platform, start_runner
 
 
@@ -43,13 +42,8 @@ def module_rabbit_config(request, rabbit_manager) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def module_database_prefix(mongo_uri) -> Iterator[str]:
     """Fresh databases for the module; dropped afterwards (the store slows down as it grows)."""
-    prefix = f"g{uuid.uuid4().hex[:10]}_"
-    yield prefix
-    client = pymongo.MongoClient(mongo_uri)
-    for name in client.list_database_names():
-        if name.startswith(prefix):
-            client.drop_database(name)
-    client.close()
+    with fresh_databases(mongo_uri, tag="g") as prefix:
+        yield prefix
 
 
 @pytest.fixture(scope="module")
