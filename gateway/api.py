@@ -330,20 +330,10 @@ class ApiEntrypoint(HttpRequestHandler):
                 raise Forbidden(f"The {api_request.role} role may not call {self.route.operation_id}.")
             api_request.body = self._load_body(raw_body)
             api_request.query = self._load_query(request)
-            if self.route.idempotent and request.headers.get("Idempotency-Key") is not None:
-                outcome = self.runtime.idempotency.begin(request.headers["Idempotency-Key"],
-                                                         api_request.client_id, self.route.operation_id, raw_body)
-                if isinstance(outcome, Replay):
-                    api_request.resource_id = api_request.resource_id or _created_id(outcome.body)
-                    response = Response(outcome.body, status=outcome.status,
-                                        headers={**outcome.headers, "Idempotent-Replayed": "true"})
-                    return self._finish(response, api_request, started, audited)
-                if isinstance(outcome, Mismatch):
-                    raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.")
-                if isinstance(outcome, InProgress):
-                    raise RequestInProgress(outcome.retry_after_seconds)
-                assert isinstance(outcome, Proceed)
-                record_id = outcome.record_id
+            claim = self._claim_idempotency_key(request, api_request, raw_body)
+            if isinstance(claim, Response):
+                return self._finish(claim, api_request, started, audited)
+            record_id = claim
             status, headers, body = self._run_handler(api_request, request.path_values)
         except Exception as exc:
             if isinstance(exc, DomainError) and exc.status in UPSTREAM_FAILURES:
@@ -357,6 +347,24 @@ class ApiEntrypoint(HttpRequestHandler):
                 self.runtime.idempotency.abandon(record_id)
         response = Response(body, status=status, headers={**extra_headers, **headers})
         return self._finish(response, api_request, started, audited)
+
+    def _claim_idempotency_key(self, request: Request, api_request: ApiRequest,
+                               raw_body: bytes) -> Response | str | None:
+        """With an ``Idempotency-Key``: the first answer to replay, or the claim to complete once answered."""
+        key = request.headers.get("Idempotency-Key")
+        if not self.route.idempotent or key is None:
+            return None
+        outcome = self.runtime.idempotency.begin(key, api_request.client_id, self.route.operation_id, raw_body)
+        if isinstance(outcome, Replay):
+            api_request.resource_id = api_request.resource_id or _created_id(outcome.body)
+            return Response(outcome.body, status=outcome.status,
+                            headers={**outcome.headers, "Idempotent-Replayed": "true"})
+        if isinstance(outcome, Mismatch):
+            raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.")
+        if isinstance(outcome, InProgress):
+            raise RequestInProgress(outcome.retry_after_seconds)
+        assert isinstance(outcome, Proceed)
+        return outcome.record_id
 
     def _authenticate(self, request: Request, raw_body: bytes) -> Principal | None:
         if self.route.auth == "signature":
