@@ -14,6 +14,7 @@ from gateway.schemas import (
     AuditEntrySchema,
     AuditQuerySchema,
     BookingRequestSchema,
+    ClinicianAssignmentSchema,
     HealthSchema,
     InvoiceQuerySchema,
     InvoiceSchema,
@@ -45,6 +46,11 @@ REGISTER_PATIENT = Route(
 GET_PATIENT = Route(
     "GET", "/v1/patients/{patient_id}", "getPatient", "A patient's registration", "patients",
     roles=("patient", *STAFF), response_schema=PatientSchema, errors=(404, *UPSTREAM), phi_resource="patient")
+ASSIGN_CLINICIAN = Route(
+    "PUT", "/v1/patients/{patient_id}/clinician", "assignClinician",
+    "Make a clinician responsible for a patient (clinicians reach only the patients in their care)", "patients",
+    roles=("admin",), request_schema=ClinicianAssignmentSchema, response_schema=PatientSchema,
+    errors=(404, *UPSTREAM), phi_resource="patient")
 LIST_PATIENT_NOTIFICATIONS = Route(
     "GET", "/v1/patients/{patient_id}/notifications", "listPatientNotifications",
     "Messages sent to a patient", "patients", roles=("patient", "admin"), query_schema=PageQuerySchema,
@@ -60,7 +66,8 @@ GET_APPOINTMENT = Route(
     phi_resource="appointment")
 LIST_APPOINTMENTS = Route(
     "GET", "/v1/appointments", "listAppointments",
-    "Appointments in visit order (patients see their own, nurses those assigned to them)", "appointments",
+    "Appointments in visit order (patients see their own, nurses those assigned to them, clinicians their "
+    "patients')", "appointments",
     roles=("patient", "nurse", *STAFF), query_schema=AppointmentQuerySchema, response_schema=AppointmentSchema,
     many=True, errors=UPSTREAM, phi_resource="appointment")
 
@@ -86,7 +93,7 @@ LIST_AUDIT = Route(
 
 ROUTES: tuple[Route, ...] = (
     HEALTH, READY, METRICS, OPENAPI, DOCS, DOCS_ASSET,
-    REGISTER_PATIENT, GET_PATIENT, LIST_PATIENT_NOTIFICATIONS,
+    REGISTER_PATIENT, GET_PATIENT, ASSIGN_CLINICIAN, LIST_PATIENT_NOTIFICATIONS,
     BOOK_APPOINTMENT, GET_APPOINTMENT, LIST_APPOINTMENTS,
     GET_INVOICE, LIST_INVOICES,
     LIST_NURSES, PUT_NURSE,

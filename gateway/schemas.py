@@ -49,6 +49,11 @@ class PatientSchema(PatientRegistrationSchema):
     id = fields.String(required=True)
     status = fields.String(required=True)
     registered_at = fields.DateTime(required=True)
+    clinician_id = fields.String(allow_none=True, metadata={"description": "The clinician responsible"})
+
+
+class ClinicianAssignmentSchema(Schema):
+    clinician_id = fields.String(required=True, validate=_ID)
 
 
 class BookingRequestSchema(Schema):

@@ -19,7 +19,7 @@ from chassis.errors import DomainError
 from chassis.rpc import TimedRpcProxy
 from chassis.service import ServiceBase
 from gateway import endpoints as routes
-from gateway.access import require_appointment_access, require_own_patient_record, scoped_filters
+from gateway.access import require_appointment_access, require_patient_access, scoped_filters
 from gateway.api import ApiRequest, GatewayState, api, to_json
 from gateway.openapi import DOCS_ASSETS, build_spec, docs_asset
 from gateway.problems import ProblemError
@@ -86,19 +86,23 @@ class GatewayService(ServiceBase):
 
     @api(routes.GET_PATIENT)
     def get_patient(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
-        require_own_patient_record(request, patient_id)
+        require_patient_access(request, patient_id, self._clinician_of)
         return self.intake.get_patient(patient_id)
+
+    @api(routes.ASSIGN_CLINICIAN)
+    def assign_clinician(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
+        return self.intake.assign_clinician(patient_id, request.body["clinician_id"])
 
     @api(routes.LIST_PATIENT_NOTIFICATIONS)
     def list_patient_notifications(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
-        require_own_patient_record(request, patient_id)
+        require_patient_access(request, patient_id, self._clinician_of)
         return self.notifications.list_messages(patient_id, **_paging(request))
 
     # --- appointments -------------------------------------------------------------------------------
 
     @api(routes.BOOK_APPOINTMENT)
     def book_appointment(self, request: ApiRequest) -> dict[str, Any]:
-        require_own_patient_record(request, request.body["patient_id"])
+        require_patient_access(request, request.body["patient_id"], self._clinician_of)
         appointment = self.scheduling.book_appointment(_as_rpc(request.body))
         request.resource_id = appointment["id"]
         return appointment
@@ -106,13 +110,18 @@ class GatewayService(ServiceBase):
     @api(routes.GET_APPOINTMENT)
     def get_appointment(self, request: ApiRequest, appointment_id: str) -> dict[str, Any]:
         appointment = self.scheduling.get_appointment(appointment_id)
-        require_appointment_access(request, appointment)
+        require_appointment_access(request, appointment, self._clinician_of)
         return appointment
 
     @api(routes.LIST_APPOINTMENTS)
     def list_appointments(self, request: ApiRequest) -> dict[str, Any]:
         filters = scoped_filters(request, patient_id=request.query.get("patient_id"),
                                  nurse_id=request.query.get("nurse_id"))
+        if request.role == "clinician":
+            if filters["patient_id"] is not None:
+                require_patient_access(request, filters["patient_id"], self._clinician_of)
+            else:  # a clinician's list: the visits of the patients in their care
+                filters["patient_ids"] = self.intake.patients_in_care_of(request.subject)
         return self.scheduling.list_appointments(**filters, **_paging(request))
 
     # --- billing ------------------------------------------------------------------------------------------
@@ -120,7 +129,7 @@ class GatewayService(ServiceBase):
     @api(routes.GET_INVOICE)
     def get_invoice(self, request: ApiRequest, invoice_id: str) -> dict[str, Any]:
         invoice = self.billing.get_invoice(invoice_id)
-        require_own_patient_record(request, invoice["patient_id"])
+        require_patient_access(request, invoice["patient_id"], self._clinician_of)
         return invoice
 
     @api(routes.LIST_INVOICES)
@@ -157,6 +166,9 @@ class GatewayService(ServiceBase):
         self.state.idempotency.purge_expired()
 
     # --- helpers -----------------------------------------------------------------------------------------
+
+    def _clinician_of(self, patient_id: str) -> str | None:
+        return self.intake.care_team(patient_id)["clinician_id"]
 
     def _infrastructure_checks(self) -> dict[str, str]:
         return {"broker": self._check(self.state.ping_broker), "store": self._check(self.state.ping_store)}

@@ -15,6 +15,7 @@ CONFIG_DIR = Path(__file__).parent / "config"
 
 def create_indexes(db: Database) -> None:
     db.patients.create_index([("email", ASCENDING)], unique=True, name="one_patient_per_email")
+    db.patients.create_index([("clinician_id", ASCENDING)], name="by_clinician")
 
 
 def load_booking_rules(path: str | Path | None = None) -> VersionedConfig:

@@ -40,6 +40,11 @@ class PatientSchema(PatientRegistrationSchema):
     id = fields.String(attribute="_id")
     status = fields.String()
     registered_at = fields.AwareDateTime()
+    clinician_id = fields.String(allow_none=True)
+
+
+class ClinicianAssignmentSchema(Schema):
+    clinician_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
 
 
 class EligibilitySchema(Schema):

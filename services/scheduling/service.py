@@ -95,11 +95,14 @@ class SchedulingService(RpcServiceBase):
 
     @rpc
     def list_appointments(self, patient_id: str | None = None, nurse_id: str | None = None,
-                          cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        """A page of appointments in visit order, filtered by patient and/or nurse."""
+                          cursor: str | None = None, limit: int | None = None,
+                          patient_ids: list[str] | None = None) -> dict[str, Any]:
+        """A page of appointments in visit order, filtered by patient (or any of ``patient_ids``) and nurse."""
         query: dict[str, Any] = {}
         if patient_id is not None:
             query["patient_id"] = str(patient_id)
+        elif patient_ids is not None:
+            query["patient_id"] = {"$in": [str(one) for one in patient_ids]}
         if nurse_id is not None:
             query["nurse_id"] = str(nurse_id)
         page = fetch_page(self.store.db.appointments, query, "start_at", cursor=cursor,

@@ -59,8 +59,8 @@ def cases(records: Records, platform: Platform) -> dict:
                                (records.patient, "patient", "list", "notification", records.patient, 200)),
         "book": (("POST", "/v1/appointments", patient, {"json": visit}),
                  (records.patient, "patient", "create", "appointment", "<created>", 201)),
-        "read_appointment": (("GET", f"/v1/appointments/{records.appointment}", bearer("clinician", "cl-7"), {}),
-                             ("cl-7", "clinician", "read", "appointment", records.appointment, 200)),
+        "read_appointment": (("GET", f"/v1/appointments/{records.appointment}", bearer("admin", "adm-7"), {}),
+                             ("adm-7", "admin", "read", "appointment", records.appointment, 200)),
         "read_invoice": (("GET", f"/v1/invoices/{records.invoice}", bearer("finance", "fin-3"), {}),
                          ("fin-3", "finance", "read", "invoice", records.invoice, 200)),
         "list_invoices": (("GET", "/v1/invoices", patient, {}),
@@ -139,13 +139,13 @@ def test_only_admins_read_the_audit_log(platform, role):
 
 
 def reads_by(platform: Platform, subject: str, patient: str, count: int) -> list[str]:
-    """``count`` audited reads by a fresh clinician; their request ids, oldest first."""
-    return [platform.get(f"/v1/patients/{patient}", headers=bearer("clinician", subject)).headers["X-Request-ID"]
+    """``count`` audited reads by a fresh member of staff; their request ids, oldest first."""
+    return [platform.get(f"/v1/patients/{patient}", headers=bearer("admin", subject)).headers["X-Request-ID"]
             for _ in range(count)]
 
 
 def test_the_log_lists_newest_first(platform, records):
-    subject = f"cl-{uuid.uuid4().hex[:8]}"
+    subject = f"adm-{uuid.uuid4().hex[:8]}"
     request_ids = reads_by(platform, subject, records.patient, 3)
     items = platform.get("/v1/audit", headers=ADMIN, params={"subject": subject}).json()["items"]
     assert [item["request_id"] for item in items] == list(reversed(request_ids))
@@ -156,11 +156,11 @@ def test_the_log_lists_newest_first(platform, records):
 
 
 def test_the_log_filters_by_subject_resource_and_resource_id(platform, records):
-    subject = f"cl-{uuid.uuid4().hex[:8]}"
-    clinician = bearer("clinician", subject)
-    platform.get(f"/v1/patients/{records.patient}", headers=clinician)
-    platform.get(f"/v1/patients/{records.other_patient}", headers=clinician)
-    platform.get(f"/v1/appointments/{records.appointment}", headers=clinician)
+    subject = f"adm-{uuid.uuid4().hex[:8]}"
+    staff = bearer("admin", subject)
+    platform.get(f"/v1/patients/{records.patient}", headers=staff)
+    platform.get(f"/v1/patients/{records.other_patient}", headers=staff)
+    platform.get(f"/v1/appointments/{records.appointment}", headers=staff)
 
     def listed(**params):
         return platform.get("/v1/audit", headers=ADMIN, params=params).json()["items"]
@@ -177,7 +177,7 @@ def test_the_log_filters_by_subject_resource_and_resource_id(platform, records):
 
 
 def test_the_log_filters_by_time(platform, records):
-    subject = f"cl-{uuid.uuid4().hex[:8]}"
+    subject = f"adm-{uuid.uuid4().hex[:8]}"
     reads_by(platform, subject, records.patient, 2)
     items = platform.get("/v1/audit", headers=ADMIN, params={"subject": subject}).json()["items"]
     newest, oldest = items[0]["at"], items[1]["at"]
@@ -189,7 +189,7 @@ def test_the_log_filters_by_time(platform, records):
 
 
 def test_the_log_paginates_with_next_cursor(platform, records):
-    subject = f"cl-{uuid.uuid4().hex[:8]}"
+    subject = f"adm-{uuid.uuid4().hex[:8]}"
     request_ids = reads_by(platform, subject, records.patient, 5)
     seen, cursor, pages = [], None, 0
     while True:
@@ -208,7 +208,7 @@ def test_the_log_paginates_with_next_cursor(platform, records):
 
 
 def test_reading_the_log_does_not_change_it(platform, records):
-    subject = f"cl-{uuid.uuid4().hex[:8]}"
+    subject = f"adm-{uuid.uuid4().hex[:8]}"
     reads_by(platform, subject, records.patient, 2)
     first = platform.get("/v1/audit", headers=ADMIN, params={"subject": subject}).json()
     assert platform.get("/v1/audit", headers=ADMIN, params={"subject": subject}).json() == first
@@ -216,7 +216,7 @@ def test_reading_the_log_does_not_change_it(platform, records):
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "POST"])
 def test_no_route_changes_or_deletes_the_log(platform, records, method):
-    subject = f"cl-{uuid.uuid4().hex[:8]}"
+    subject = f"adm-{uuid.uuid4().hex[:8]}"
     reads_by(platform, subject, records.patient, 1)
     before = platform.get("/v1/audit", headers=ADMIN, params={"subject": subject}).json()["items"]
     entry_id = before[0]["entry_id"]

@@ -6,7 +6,8 @@ filled with real ids made in setup and valid bodies. A new operation cannot esca
 a path parameter or a body this module does not know how to fill fails the matrix, and every route the
 gateway serves must be in the document.
 
-Object-level access: a patient reaches only their own records, a nurse only the visits assigned to them.
+Object-level access: a patient reaches only their own records, a nurse only the visits assigned to them, a
+clinician only the patients in their care.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gateway.tests.interface.support import Platform, as_json, assert_problem, b
 ROLES = ("patient", "clinician", "nurse", "finance", "admin")
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 WEBHOOK_SECRET = "whsec_matrix_secret"
+CLINICIAN = "clinician-1"
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,9 @@ def world(platform: Platform) -> World:
     patient_a, patient_b = platform.register(), platform.register(first_name="Blair")
     appointment_a = platform.book(patient_a, nurse_id=nurse_a)
     appointment_b = platform.book(patient_b, nurse_id=nurse_b)
+    assigned = platform.request("PUT", f"/v1/patients/{patient_a}/clinician", headers=bearer("admin", "admin-1"),
+                                json={"clinician_id": CLINICIAN})  # A is in the care of the matrix's clinician
+    assert assigned.status_code == 200, assigned.text
     assert (appointment_a["nurse_id"], appointment_b["nurse_id"]) == (nurse_a, nurse_b)
     return World(patient_a, patient_b, nurse_a, nurse_b, appointment_a["id"], appointment_b["id"],
                  platform.invoice_of(appointment_a["id"])["id"], platform.invoice_of(appointment_b["id"])["id"])
@@ -90,7 +95,7 @@ def stripe_signature(body: bytes) -> str:
 
 def subject_of(role: str, world: World) -> str:
     """A patient's subject is their patient id, a nurse's their nurse id (A's, whose visit is in the path)."""
-    return {"patient": world.patient_a, "nurse": world.nurse_a}.get(role, f"{role}-1")
+    return {"patient": world.patient_a, "nurse": world.nurse_a, "clinician": CLINICIAN}.get(role, f"{role}-1")
 
 
 def path_values(world: World) -> dict[str, str]:
@@ -105,6 +110,7 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "bookAppointment": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
                                     "start_at": platform.times.next()},
         "putNurse": lambda: {"name": "Matrix Nurse, RN", "licensed_states": ["CO"]},
+        "assignClinician": lambda: {"clinician_id": CLINICIAN},
     }
     return bodies[operation_id]() if operation_id in bodies else None
 
@@ -308,3 +314,29 @@ def test_a_nurse_listing_visits_sees_only_those_assigned_to_them(platform, world
         assert {item["nurse_id"] for item in response.json()["items"]} <= {world.nurse_a}, params
     mine = platform.get("/v1/appointments", headers=bearer("nurse", world.nurse_a)).json()["items"]
     assert world.appointment_a in {item["id"] for item in mine}
+
+
+# --- clinicians: the patients in their care -------------------------------------------------------------
+
+def test_a_clinician_reaches_the_patients_in_their_care_and_no_others(platform, world):
+    clinician = bearer("clinician", CLINICIAN)
+    assert platform.get(f"/v1/patients/{world.patient_a}", headers=clinician).json()["clinician_id"] == CLINICIAN
+    assert platform.get(f"/v1/appointments/{world.appointment_a}", headers=clinician).status_code == 200
+    assert_problem(platform.get(f"/v1/patients/{world.patient_b}", headers=clinician), 403, "forbidden")
+    assert_problem(platform.get(f"/v1/appointments/{world.appointment_b}", headers=clinician), 403, "forbidden")
+    assert_problem(platform.get("/v1/appointments", headers=clinician, params={"patient_id": world.patient_b}),
+                   403, "forbidden")
+
+
+def test_a_clinicians_appointment_list_holds_only_their_patients_visits(platform, world):
+    listed = platform.get("/v1/appointments", headers=bearer("clinician", CLINICIAN), params={"limit": 100})
+    assert listed.status_code == 200
+    patients = {appointment["patient_id"] for appointment in listed.json()["items"]}
+    assert patients == {world.patient_a}
+
+
+def test_a_clinician_with_no_patients_sees_none(platform, world):
+    listed = platform.get("/v1/appointments", headers=bearer("clinician", "clinician-without-patients"))
+    assert listed.json() == {"items": [], "next_cursor": None}
+    assert_problem(platform.get(f"/v1/patients/{world.patient_a}", headers=bearer("clinician", "clinician-2")),
+                   403, "forbidden")

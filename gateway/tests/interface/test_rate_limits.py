@@ -57,8 +57,8 @@ def patients(platform: Platform) -> tuple[str, str]:
 
 
 def fresh_client() -> dict[str, str]:
-    """A client with an untouched budget: a clinician (who may read any patient) never seen before."""
-    return bearer("clinician", f"cl-{uuid.uuid4().hex[:8]}")
+    """A client with an untouched budget: a member of staff (who may read any patient) never seen before."""
+    return bearer("admin", f"adm-{uuid.uuid4().hex[:8]}")
 
 
 def fresh_window() -> None:

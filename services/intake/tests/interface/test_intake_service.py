@@ -140,7 +140,7 @@ def test_a_minor_in_a_state_not_served_is_given_both_reasons(intake):
     assert answer["rules_version"] == load_booking_rules().effective_at().version
 
 
-@pytest.mark.parametrize("method", ["get_patient", "booking_eligibility"])
+@pytest.mark.parametrize("method", ["get_patient", "booking_eligibility", "care_team"])
 @pytest.mark.parametrize("patient_id", ["pat_nobody", {"$ne": None}])  # an operator object matches nobody
 def test_an_unknown_patient_is_not_found(intake, method, patient_id):
     call(intake, "register_patient", a_registration())
@@ -168,3 +168,25 @@ def test_two_registrations_of_one_email_racing_each_other_store_one_patient(inta
     refused = [o for o in outcomes if isinstance(o, RemoteError) and o.exc_type == "PatientAlreadyRegistered"]
     assert (len(registered), len(refused)) == (1, 4), outcomes
     assert [p["_id"] for p in patients.find()] == [registered[0]["id"]]
+
+
+def test_a_clinician_made_responsible_for_a_patient_is_their_care_team(intake, patients):
+    ana = call(intake, "register_patient", a_registration())
+    bea = call(intake, "register_patient", a_registration(email="bea@example.com"))
+    assert call(intake, "care_team", ana["id"]) == {"patient_id": ana["id"], "clinician_id": None}
+
+    assigned = call(intake, "assign_clinician", ana["id"], "clin_rivera")
+
+    assert assigned["clinician_id"] == "clin_rivera"
+    assert call(intake, "care_team", ana["id"])["clinician_id"] == "clin_rivera"
+    assert call(intake, "patients_in_care_of", "clin_rivera") == [ana["id"]]
+    assert call(intake, "patients_in_care_of", "clin_other") == []
+    assert call(intake, "care_team", bea["id"])["clinician_id"] is None
+
+
+def test_a_clinician_cannot_be_assigned_to_a_patient_who_does_not_exist_or_by_a_bad_id(intake):
+    with pytest.raises(PatientNotFound):
+        call(intake, "assign_clinician", "pat_nobody", "clin_rivera")
+    ana = call(intake, "register_patient", a_registration())
+    with pytest.raises(InvalidInput):
+        call(intake, "assign_clinician", ana["id"], {"$gt": ""})
