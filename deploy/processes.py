@@ -58,11 +58,13 @@ class Platform:
         self.env["MONGO_URI"] = line.split(" ", 1)[1]
         return self.env["MONGO_URI"]
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, label: str | None = None) -> None:
+        """Start one process of ``name``; ``label`` names another process of the same service."""
         target, config = nameko_target(name)
-        self.processes[name] = subprocess.Popen(
+        label = label or name
+        self.processes[label] = subprocess.Popen(
             [str(BIN / "nameko"), "run", "--config", str(config), target], cwd=ROOT, env=self.env,
-            stdout=open(self.log_path(name), "a"), stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=open(self.log_path(label), "a"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self) -> None:
         for name in PROCESSES:

@@ -51,7 +51,8 @@ def platform(vhost, mongo_uri, e2e_database_prefix, tmp_path_factory):
     env = {**os.environ, "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
            "MONGO_URI": mongo_uri, "DATABASE_PREFIX": prefix, "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}",
            "JWT_SECRET": JWT_SECRET, "EVENT_RETRY_DELAYS": "[0.2, 0.5]", "OUTBOX_POLL_SECONDS": "0.3",
-           "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"}
+           "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO",
+           "RATE_LIMIT_REGISTER": "1000/3600"}  # every sign-up here comes from one address
     platform = EndToEndPlatform(env, tmp_path_factory.mktemp("logs"))
     platform.start_all()
     try:

@@ -1,0 +1,64 @@
+"""Several processes of every service at once, as in production: the guarantees hold across processes.
+
+Twelve patients ask for the same nurse at the same time through the gateway while two scheduling
+processes answer; exactly one visit is booked, and with two billing and two notifications processes
+consuming, that visit gets exactly one invoice and one confirmation per channel.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from chassis.testing import wait_for
+from tests.test_patient_journey import DANA
+
+
+@pytest.fixture(scope="module")
+def doubled(platform):
+    for name in ("intake", "scheduling", "billing", "notifications"):
+        platform.start(name, label=f"{name}-2")
+    platform.wait_until_ready()
+    return platform
+
+
+def test_a_nurse_and_time_wanted_by_twelve_patients_is_booked_once_and_invoiced_once(doubled):
+    url = doubled.url
+    requests.put(f"{url}/v1/nurses/nur_solo", headers=doubled.token("admin", "ops"),
+                 json={"name": "Solo Nurse, RN", "licensed_states": ["NV"]}).raise_for_status()
+    nevada = {**DANA, "address": {**DANA["address"], "state": "NV", "city": "Reno", "postal_code": "89501"},
+              "time_zone": "America/Los_Angeles"}
+    patients = [requests.post(f"{url}/v1/patients", json={**nevada, "email": f"racer{n}@example.com"}).json()["id"]
+                for n in range(12)]
+    start_at = (datetime.now(UTC) + timedelta(days=9)).replace(hour=18, minute=0, second=0, microsecond=0)
+
+    def book(patient_id: str) -> requests.Response:
+        return requests.post(f"{url}/v1/appointments", headers=doubled.token("patient", patient_id),
+                             json={"patient_id": patient_id, "visit_type": "iv-mood",
+                                   "start_at": start_at.isoformat(), "nurse_id": "nur_solo"})
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(book, patients))
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] + [409] * 11, [answer.text for answer in answers if answer.status_code not in (201, 409)]
+    assert {answer.json()["code"] for answer in answers if answer.status_code == 409} == {"slot_taken"}
+    winner = next(answer.json() for answer in answers if answer.status_code == 201)
+
+    finance = doubled.token("finance", "fin")
+    invoices = wait_for(lambda: requests.get(f"{url}/v1/invoices", headers=finance,
+                                             params={"appointment_id": winner["id"]}).json()["items"])
+    own = doubled.token("patient", winner["patient_id"])
+
+    def messages() -> list[tuple[str, str]]:
+        found = requests.get(f"{url}/v1/patients/{winner['patient_id']}/notifications", headers=own).json()
+        return [(m["kind"], m["channel"]) for m in found["items"]]
+
+    wait_for(lambda: len(messages()) >= 3)
+    assert sorted(messages()) == [("appointment.booked", "email"), ("appointment.booked", "sms"),
+                                  ("invoice.created", "email")]  # each once, whichever process handled it
+    assert len(requests.get(f"{url}/v1/invoices", headers=finance,
+                            params={"appointment_id": winner["id"]}).json()["items"]) == len(invoices) == 1
