@@ -63,7 +63,7 @@ class BillingService(RpcServiceBase):
         if patient_id is not None:
             query["patient_id"] = str(patient_id)
         page = fetch_page(self.store.db.invoices, query, "created_at", cursor=cursor, limit=limit,
-                                           projection={"outbox": 0})
+                          projection={"outbox": 0})
         return {"items": InvoiceSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
 
     @rpc

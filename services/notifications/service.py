@@ -49,7 +49,7 @@ class NotificationsService(RpcServiceBase):
     def list_messages(self, patient_id: str, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
         """A page of the messages sent to a patient, oldest first."""
         page = fetch_page(self.store.db.messages, {"patient_id": str(patient_id)}, "created_at",
-                                           cursor=cursor, limit=limit)
+                          cursor=cursor, limit=limit)
         return {"items": MessageSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
 
     def _contact(self, patient_id: str) -> dict[str, Any]:

@@ -106,7 +106,7 @@ class SchedulingService(RpcServiceBase):
         if nurse_id is not None:
             query["nurse_id"] = str(nurse_id)
         page = fetch_page(self.store.db.appointments, query, "start_at", cursor=cursor,
-                                               limit=limit, projection={"outbox": 0, "slot_keys": 0})
+                          limit=limit, projection={"outbox": 0, "slot_keys": 0})
         return {"items": AppointmentSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
 
     @rpc
