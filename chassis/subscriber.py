@@ -82,7 +82,8 @@ class EventSubscriber(EventHandler):
         try:
             event = read_event(body, self.payload_schemas)
         except EventInvalid as exc:
-            self._dead_letter(message, body, reason=str(exc), attempts=self._attempt(message))
+            self._move_on(partial(self._dead_letter, message, body, reason=str(exc),
+                                  attempts=self._attempt(message)), message)
             return
         context_data[CORRELATION_KEY] = event.correlation_id or context_data.get(CORRELATION_KEY)
         self.container.spawn_worker(self, (event,), {}, context_data=context_data,
@@ -95,21 +96,26 @@ class EventSubscriber(EventHandler):
             return result, exc_info
         attempt = self._attempt(message)
         reason = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        if attempt <= len(self.retry_queues):
+            self._move_on(partial(self._retry_later, message, body, attempt, reason), message)
+        else:
+            self._move_on(partial(self._dead_letter, message, body, reason=reason, attempts=attempt), message)
+        return result, exc_info
+
+    def _move_on(self, forward: Callable[[], None], message: Any) -> None:
+        """Forward a failed event (to a delay queue or the dead letters); if that fails, keep it queued."""
         try:
-            if attempt <= len(self.retry_queues):
-                delay_queue = self.retry_queues[attempt - 1]
-                log.warning("%s failed (attempt %d), retrying via %s: %s", self.method_name, attempt,
-                            delay_queue.name, reason,
-                            extra={"event_id": _event_id(body), "queue": self.queue.name, "attempt": attempt})
-                self._republish(message, body, routing_key=delay_queue.name,
-                                headers={ATTEMPT_HEADER: attempt + 1})
-                self.queue_consumer.ack_message(message)
-            else:
-                self._dead_letter(message, body, reason=reason, attempts=attempt)
+            forward()
         except Exception:
             log.exception("could not move a failed event on; requeueing it")
             self.queue_consumer.requeue_message(message)
-        return result, exc_info
+
+    def _retry_later(self, message: Any, body: Any, attempt: int, reason: str) -> None:
+        delay_queue = self.retry_queues[attempt - 1]
+        log.warning("%s failed (attempt %d), retrying via %s: %s", self.method_name, attempt, delay_queue.name,
+                    reason, extra={"event_id": _event_id(body), "queue": self.queue.name, "attempt": attempt})
+        self._republish(message, body, routing_key=delay_queue.name, headers={ATTEMPT_HEADER: attempt + 1})
+        self.queue_consumer.ack_message(message)
 
     def _dead_letter(self, message: Any, body: Any, reason: str, attempts: int) -> None:
         dead_letter_id = new_id("dl")
