@@ -16,19 +16,19 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from dataclasses import asdict
 from typing import Any
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # noise for an operator
+
+from chassis.subscriber import DEFAULT_DEAD_LETTER_QUEUE  # noqa: E402
 
 DEFAULT_AMQP_URI = "pyamqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017/?directConnection=true"
 
-#: The collections whose documents carry an outbox, per service.
-OUTBOX_COLLECTIONS = {
-    "intake": ("patients",),
-    "scheduling": ("appointments",),
-    "billing": ("invoices",),
-    "notifications": (),
-}
+#: The services whose databases may hold outboxes (each database is named after its service).
+SERVICES = ("intake", "scheduling", "billing", "notifications")
 
 
 def _settings() -> dict[str, Any]:
@@ -36,7 +36,7 @@ def _settings() -> dict[str, Any]:
         "AMQP_URI": os.environ.get("AMQP_URI", DEFAULT_AMQP_URI),
         "MONGO_URI": os.environ.get("MONGO_URI", DEFAULT_MONGO_URI),
         "DATABASE_PREFIX": os.environ.get("DATABASE_PREFIX", ""),
-        "DEAD_LETTER_QUEUE": os.environ.get("DEAD_LETTER_QUEUE", "infusion.dead-letters"),
+        "DEAD_LETTER_QUEUE": os.environ.get("DEAD_LETTER_QUEUE", DEFAULT_DEAD_LETTER_QUEUE),
     }
 
 
@@ -74,12 +74,12 @@ def _outbox_list(args: argparse.Namespace) -> int:
     from chassis.store import connect
 
     settings = _settings()
-    services = [args.service] if args.service else list(OUTBOX_COLLECTIONS)
+    services = [args.service] if args.service else list(SERVICES)
     total = 0
     for service in services:
         client, db = connect(settings, service)
-        with client:
-            relay = OutboxRelay(db, OUTBOX_COLLECTIONS.get(service, ()), publish=lambda event: None)
+        with client:  # every collection of the service's database: whichever holds outboxes shows them
+            relay = OutboxRelay(db, db.list_collection_names(), publish=lambda event: None)
             for entry in relay.pending():
                 total += 1
                 print(f"{service}  {entry['collection']}/{entry['document_id']}  {entry['event']['type']}  "
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="events not yet published").add_subparsers(
         dest="action", required=True)
     pending = outbox.add_parser("list", help="list pending events")
-    pending.add_argument("--service", choices=sorted(OUTBOX_COLLECTIONS))
+    pending.add_argument("--service", choices=sorted(SERVICES))
     pending.set_defaults(run=_outbox_list)
 
     minting = commands.add_parser("token", help="mint a bearer token for operators and tests")
@@ -141,8 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kombu.exceptions import OperationalError
+    from pymongo.errors import PyMongoError
+
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (PyMongoError, OperationalError, ConnectionError) as exc:
+        print(f"infusion: cannot reach the broker or the store ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -252,3 +252,13 @@ def test_a_handler_queue_exists_from_start_up_so_early_events_wait_for_it(contai
     container_factory(Shop, service_config).start()
     assert wait_for(lambda: _shop_db(mongo_client, database_prefix).receipts.find_one({"_id": "while-down"}))
 
+
+
+def test_the_operator_command_line_lists_events_still_waiting_in_an_outbox(service_config, database_prefix):
+    _, warehouse_db = connect(service_config, "intake")  # the command looks at the services' databases
+    waiting = make_event("warehouse", "parcel.sent", {"parcel_id": "p-9"}, None)
+    StoreSession(warehouse_db, "intake").insert_with_events("parcels", {"_id": "p-9"}, [waiting])
+    env = {**os.environ, "MONGO_URI": service_config["MONGO_URI"], "DATABASE_PREFIX": database_prefix}
+    listing = subprocess.run([sys.executable, "-m", "chassis.cli", "outbox", "list"], env=env,
+                             capture_output=True, text=True, check=True)
+    assert f"intake  parcels/p-9  parcel.sent  {waiting['event_id']}" in listing.stdout
