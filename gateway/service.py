@@ -7,6 +7,7 @@ check who may see which record and call the services by RPC, with a timeout.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict
 from typing import Any
@@ -62,9 +63,7 @@ class GatewayService(ServiceBase):
 
     @api(routes.OPENAPI)
     def openapi(self, request: ApiRequest) -> Response:
-        spec = build_spec(routes.ROUTES, API_TITLE, API_VERSION,
-                          description="Errors are application/problem+json. Lists are cursor-paginated.")
-        return Response(json.dumps(spec), headers={"Content-Type": "application/json"})
+        return Response(_openapi_document(), headers={"Content-Type": "application/json"})
 
     @api(routes.DOCS)
     def docs(self, request: ApiRequest) -> Response:
@@ -86,7 +85,7 @@ class GatewayService(ServiceBase):
 
     @api(routes.GET_PATIENT)
     def get_patient(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
-        require_patient_access(request, patient_id, self._clinician_of)
+        require_patient_access(request, patient_id, self.intake)
         return self.intake.get_patient(patient_id)
 
     @api(routes.ASSIGN_CLINICIAN)
@@ -95,14 +94,14 @@ class GatewayService(ServiceBase):
 
     @api(routes.LIST_PATIENT_NOTIFICATIONS)
     def list_patient_notifications(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
-        require_patient_access(request, patient_id, self._clinician_of)
+        require_patient_access(request, patient_id, self.intake)
         return self.notifications.list_messages(patient_id, **_paging(request))
 
     # --- appointments -------------------------------------------------------------------------------
 
     @api(routes.BOOK_APPOINTMENT)
     def book_appointment(self, request: ApiRequest) -> dict[str, Any]:
-        require_patient_access(request, request.body["patient_id"], self._clinician_of)
+        require_patient_access(request, request.body["patient_id"], self.intake)
         appointment = self.scheduling.book_appointment(_as_rpc(request.body))
         request.resource_id = appointment["id"]
         return appointment
@@ -110,18 +109,13 @@ class GatewayService(ServiceBase):
     @api(routes.GET_APPOINTMENT)
     def get_appointment(self, request: ApiRequest, appointment_id: str) -> dict[str, Any]:
         appointment = self.scheduling.get_appointment(appointment_id)
-        require_appointment_access(request, appointment, self._clinician_of)
+        require_appointment_access(request, appointment, self.intake)
         return appointment
 
     @api(routes.LIST_APPOINTMENTS)
     def list_appointments(self, request: ApiRequest) -> dict[str, Any]:
-        filters = scoped_filters(request, patient_id=request.query.get("patient_id"),
+        filters = scoped_filters(request, self.intake, patient_id=request.query.get("patient_id"),
                                  nurse_id=request.query.get("nurse_id"))
-        if request.role == "clinician":
-            if filters["patient_id"] is not None:
-                require_patient_access(request, filters["patient_id"], self._clinician_of)
-            else:  # a clinician's list: the visits of the patients in their care
-                filters["patient_ids"] = self.intake.patients_in_care_of(request.subject)
         return self.scheduling.list_appointments(**filters, **_paging(request))
 
     # --- billing ------------------------------------------------------------------------------------------
@@ -129,12 +123,12 @@ class GatewayService(ServiceBase):
     @api(routes.GET_INVOICE)
     def get_invoice(self, request: ApiRequest, invoice_id: str) -> dict[str, Any]:
         invoice = self.billing.get_invoice(invoice_id)
-        require_patient_access(request, invoice["patient_id"], self._clinician_of)
+        require_patient_access(request, invoice["patient_id"], self.intake)
         return invoice
 
     @api(routes.LIST_INVOICES)
     def list_invoices(self, request: ApiRequest) -> dict[str, Any]:
-        filters = scoped_filters(request, patient_id=request.query.get("patient_id"),
+        filters = scoped_filters(request, self.intake, patient_id=request.query.get("patient_id"),
                                  appointment_id=request.query.get("appointment_id"))
         return self.billing.list_invoices(**filters, **_paging(request))
 
@@ -167,9 +161,6 @@ class GatewayService(ServiceBase):
 
     # --- helpers -----------------------------------------------------------------------------------------
 
-    def _clinician_of(self, patient_id: str) -> str | None:
-        return self.intake.care_team(patient_id)["clinician_id"]
-
     def _infrastructure_checks(self) -> dict[str, str]:
         return {"broker": self._check(self.state.ping_broker), "store": self._check(self.state.ping_store)}
 
@@ -199,6 +190,13 @@ class GatewayService(ServiceBase):
     def _asset(name: str) -> Response:
         content, content_type = docs_asset(name)
         return Response(content, headers={"Content-Type": content_type, "Cache-Control": "max-age=300"})
+
+
+@functools.cache
+def _openapi_document() -> str:
+    """The route table as OpenAPI, built once per process: the table does not change while it runs."""
+    return json.dumps(build_spec(routes.ROUTES, API_TITLE, API_VERSION,
+                                 description="Errors are application/problem+json. Lists are cursor-paginated."))
 
 
 def _as_rpc(body: dict[str, Any]) -> dict[str, Any]:
