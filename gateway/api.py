@@ -116,9 +116,6 @@ class RateLimited(ProblemError):
 
 def problem_for(exc: BaseException, request_id: str) -> tuple[int, dict[str, str], str]:
     """The one table from exception to problem response."""
-    if isinstance(exc, InvalidQuery | InvalidBody):
-        status, headers, body = problem(exc.status, exc.code, exc.title, exc.detail, request_id, exc.errors)
-        return status, {**headers, **exc.headers()}, body
     if isinstance(exc, ProblemError):
         return exc.to_problem(request_id)
     if isinstance(exc, DomainError):

@@ -58,9 +58,12 @@ class ProblemError(Exception):
         """Extra response headers this error calls for (e.g. WWW-Authenticate)."""
         return {}
 
+    #: Field errors (``[{"field", "reason"}]``) for errors about invalid input; None for the others.
+    errors: list[dict[str, str]] | None = None
+
     def to_problem(self, request_id: str | None = None) -> tuple[int, dict[str, str], str]:
         """Render this error as ``(status, headers, body)``."""
-        status, headers, body = problem(self.status, self.code, self.title, self.detail, request_id)
+        status, headers, body = problem(self.status, self.code, self.title, self.detail, request_id, self.errors)
         return status, {**headers, **self.headers()}, body
 
 
