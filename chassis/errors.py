@@ -83,3 +83,18 @@ class ServiceTimeout(Unavailable):
 class ServiceUnavailable(Unavailable):
     status = 503
     code = "service_unavailable"
+
+
+class NotYet(Exception):
+    """An event handler cannot act *yet*: a fact it depends on has not arrived (events come in any order).
+
+    The subscriber retries it on the long backoff schedule (``EVENT_RETRY_SCHEDULE``), logged as waiting,
+    not as a failure. Example: a booking confirmation that arrives before the patient's contact details.
+    """
+
+
+class Rejected(Exception):
+    """An event handler can *never* act on this event as it is (invalid, contradicts the domain).
+
+    The subscriber sends it to the dead-letter queue at once instead of retrying it for hours.
+    """

@@ -16,6 +16,8 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 
 CORRELATION_KEY = "correlation_id"
+#: Context key of the client operation a worker serves (see ``chassis.store.StoreSession.creation_id``).
+OPERATION_KEY = "operation_key"
 
 _current = threading.local()  # green (per greenthread) once eventlet has patched the process
 

@@ -29,7 +29,8 @@ from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
 from chassis.events import make_event
-from chassis.logs import CORRELATION_KEY
+from chassis.ids import derived_id, new_id
+from chassis.logs import CORRELATION_KEY, OPERATION_KEY
 from chassis.outbox import OutboxRelay, Unroutable, outbox_entry
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,20 @@ class StoreSession:
     @property
     def correlation_id(self) -> str | None:
         return self.context_data.get(CORRELATION_KEY)
+
+    @property
+    def operation_key(self) -> str | None:
+        """The key of the client operation this worker serves (set by the gateway on creating routes from the
+        ``Idempotency-Key``, or its own request id): the same operation retried carries the same key."""
+        return self.context_data.get(OPERATION_KEY)
+
+    def creation_id(self, prefix: str, *parts: str) -> str:
+        """The id of a record this operation creates: derived from the operation key when there is one, so a
+        second execution of the same operation (a retry, a redelivered RPC request) finds the first record
+        instead of creating another; random otherwise. ``parts`` tell apart several records of one operation."""
+        if self.operation_key:
+            return derived_id(prefix, self.operation_key, *parts)
+        return new_id(prefix)
 
     def event(self, event_type: str, payload: dict[str, Any], version: int = 1) -> dict[str, Any]:
         return make_event(self.producer, event_type, payload, self.correlation_id, version=version)

@@ -6,6 +6,7 @@ authorisation tests walk it, so a new route cannot escape them.
 
 from __future__ import annotations
 
+from gateway import billing_api, intake_api, notifications_api, scheduling_api
 from gateway.pagination import PageQuerySchema
 from gateway.routes import Route
 from gateway.schemas import (
@@ -98,4 +99,8 @@ ROUTES: tuple[Route, ...] = (
     GET_INVOICE, LIST_INVOICES,
     LIST_NURSES, PUT_NURSE,
     LIST_AUDIT,
+    *intake_api.ROUTES,
+    *scheduling_api.ROUTES,
+    *billing_api.ROUTES,
+    *notifications_api.ROUTES,
 )

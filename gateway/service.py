@@ -22,8 +22,12 @@ from chassis.service import ServiceBase
 from gateway import endpoints as routes
 from gateway.access import require_appointment_access, require_patient_access, scoped_filters
 from gateway.api import ApiRequest, GatewayState, api, to_json
+from gateway.billing_api import BillingApi
+from gateway.intake_api import IntakeApi
+from gateway.notifications_api import NotificationsApi
 from gateway.openapi import DOCS_ASSETS, build_spec, docs_asset
 from gateway.problems import ProblemError
+from gateway.scheduling_api import SchedulingApi
 
 API_TITLE = "At-home ketamine IV therapy platform API"
 API_VERSION = "1.0.0"
@@ -34,7 +38,9 @@ class AssetNotFound(ProblemError):
     status, code, title = 404, "not_found", "Not Found"
 
 
-class GatewayService(ServiceBase):
+class GatewayService(IntakeApi, SchedulingApi, BillingApi, NotificationsApi, ServiceBase):
+    """The foundation's routes are here; each service's own routes are in its mixin (``gateway/<service>_api.py``)."""
+
     name = "gateway"
 
     state = GatewayState()

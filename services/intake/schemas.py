@@ -53,4 +53,5 @@ class EligibilitySchema(Schema):
     reasons = fields.List(fields.String())
     rules_version = fields.String()
     state = fields.String()
+    postal_code = fields.String()
     time_zone = fields.String()

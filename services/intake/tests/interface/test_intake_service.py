@@ -123,7 +123,7 @@ def test_an_eligible_patient_is_told_so_with_the_rules_version(intake):
     assert answer == {
         "patient_id": patient["id"], "eligible": True, "reasons": [],
         "rules_version": load_booking_rules().effective_at().version,
-        "state": "CO", "time_zone": "America/Denver",
+        "state": "CO", "postal_code": "80202", "time_zone": "America/Denver",
     }
 
 
