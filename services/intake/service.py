@@ -76,8 +76,8 @@ class IntakeService(RpcServiceBase):
         return [patient["_id"] for patient in found.limit(CARE_TEAM_LIMIT)]
 
     @rpc
-    def booking_eligibility(self, patient_id: str) -> dict[str, Any]:
-        """May this patient book a home visit now? Asked by scheduling before every booking."""
+    def booking_eligibility(self, patient_id: str, visit_type: str | None = None) -> dict[str, Any]:
+        """May this patient book a home visit (of ``visit_type``) now? Asked by scheduling before every booking."""
         patient = self._patient(patient_id)
         today = today_where_they_live(patient["time_zone"], utcnow())
         decision = booking_eligibility(patient, BOOKING_RULES.effective_at(), today)
