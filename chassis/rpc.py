@@ -136,10 +136,13 @@ class TimedMethodProxy:
         method = MethodProxy(context, self.service_name, self.method_name, self.reply_listener,
                              **{**self.options, "expiration": remaining, "retry": False,
                                 "confirm_timeout": remaining, "timeout": remaining})
+        # The request is published in a greenthread of its own: under broker flow control the publish (or the
+        # pool's clean-up after it) can block until the alarm clears, and the caller must not wait for that.
+        publishing = eventlet.spawn(method.call_async, *args, **kwargs)
         try:
             with eventlet.Timeout(remaining):
                 try:
-                    reply = method.call_async(*args, **kwargs)
+                    reply = publishing.wait()
                 except UnknownService as exc:
                     raise ServiceUnavailable(f"{self.service_name} is not running",
                                              service=self.service_name) from exc
