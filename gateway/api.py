@@ -4,8 +4,10 @@ For each request, in order: a request id (``X-Request-ID``, made if absent); the
 (issuer, audience, expiry) and the caller's role against the route's roles; the rate limit of that client
 on that route; the body (size limit, JSON, the route's schema with unknown fields refused) and the query;
 the ``Idempotency-Key`` (a replay returns the first response); then the handler, in a Nameko worker whose
-correlation id is the request id, so it follows every RPC and event. Afterwards: the PHI audit entry,
-metrics, and the response headers (request id, rate limit, CORS).
+correlation id is the request id, so it follows every RPC and event. On the routes that create, the worker
+also carries an operation key (from the ``Idempotency-Key``, else made for this request): the services
+derive the ids of what they create from it, so the same operation executed twice creates once.
+Afterwards: the PHI audit entry, metrics, and the response headers (request id, rate limit, CORS).
 
 Errors are turned into ``application/problem+json`` in one table (``problem_for``): the gateway's own
 ``ProblemError``\\s, the services' domain errors (which cross RPC with their status and code), timeouts
@@ -35,7 +37,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from chassis.errors import DomainError
-from chassis.logs import CORRELATION_KEY
+from chassis.logs import CORRELATION_KEY, OPERATION_KEY
 from chassis.store import connect
 from gateway.audit import AuditEntry, AuditLog
 from gateway.auth import AuthSettings, Principal, authenticate
@@ -195,6 +197,16 @@ def _rule(text: str) -> RateLimitRule:
     return RateLimitRule(int(limit), int(window or 60))
 
 
+def _lease_seconds(config: dict[str, Any]) -> int:
+    """How long a claimed ``Idempotency-Key`` stays pending: longer than any RPC its handler waits for."""
+    lease = int(config.get("IDEMPOTENCY_LEASE_SECONDS", 30))
+    rpc_timeout = float(config.get("RPC_TIMEOUT_SECONDS", 10))
+    if lease <= rpc_timeout:
+        raise ValueError(f"IDEMPOTENCY_LEASE_SECONDS ({lease}) must exceed RPC_TIMEOUT_SECONDS ({rpc_timeout:g}): "
+                         "a retry may not take over a request that is still running")
+    return lease
+
+
 class GatewayRuntime(SharedExtension):
     """The gateway's own state, shared by every route of one gateway process."""
 
@@ -202,7 +214,7 @@ class GatewayRuntime(SharedExtension):
         config = self.container.config
         self.client, self.db = connect(config, "gateway")
         self.auth = AuthSettings.from_config(config)
-        self.idempotency = IdempotencyStore(self.db,
+        self.idempotency = IdempotencyStore(self.db, lease_seconds=_lease_seconds(config),
                                             retention_hours=int(config.get("IDEMPOTENCY_RETENTION_HOURS", 24)))
         self.rate_limiter = RateLimiter(
             self.db, _rule(config.get("RATE_LIMIT_DEFAULT", "300/60")),
@@ -330,23 +342,23 @@ class ApiEntrypoint(HttpRequestHandler):
             claim = self._claim_idempotency_key(request, api_request, raw_body)
             if isinstance(claim, Response):
                 return self._finish(claim, api_request, started, audited)
-            record_id = claim
-            status, headers, body = self._run_handler(api_request, request.path_values)
+            record_id = claim.record_id if claim else None
+            status, headers, body = self._run_handler(api_request, request.path_values,
+                                                      self._operation_key(claim))
         except Exception as exc:
             if isinstance(exc, DomainError) and exc.status in UPSTREAM_FAILURES:
                 self.runtime.metrics.rpc_error(exc.details.get("service", "unknown"),
                                                "timeout" if exc.status == 504 else "unavailable")
             status, headers, body = problem_for(exc, request_id)
-        if record_id is not None:
-            if status < 500:
-                self.runtime.idempotency.complete(record_id, status, headers, body)
-            else:
-                self.runtime.idempotency.abandon(record_id)
+        if record_id is not None and status < 500:
+            # A 5xx (a timeout above all) may follow work that was done: the key stays pending until its lease
+            # ends, and the retry that takes it over runs with the same operation key.
+            self.runtime.idempotency.complete(record_id, status, headers, body)
         response = Response(body, status=status, headers={**extra_headers, **headers})
         return self._finish(response, api_request, started, audited)
 
     def _claim_idempotency_key(self, request: Request, api_request: ApiRequest,
-                               raw_body: bytes) -> Response | str | None:
+                               raw_body: bytes) -> Response | Proceed | None:
         """With an ``Idempotency-Key``: the first answer to replay, or the claim to complete once answered."""
         key = request.headers.get("Idempotency-Key")
         if not self.route.idempotent or key is None:
@@ -361,7 +373,14 @@ class ApiEntrypoint(HttpRequestHandler):
         if isinstance(outcome, InProgress):
             raise RequestInProgress(outcome.retry_after_seconds)
         assert isinstance(outcome, Proceed)
-        return outcome.record_id
+        return outcome
+
+    def _operation_key(self, claim: Proceed | None) -> str | None:
+        """What the services recognise this operation by: the same for every retry under one key (never the
+        client's ``X-Request-ID``, which any request may reuse), else one made for this request alone."""
+        if not self.route.idempotent:
+            return None
+        return claim.operation_key if claim else f"op_{uuid.uuid4().hex}"
 
     def _authenticate(self, request: Request, raw_body: bytes) -> Principal | None:
         if self.route.auth == "signature":
@@ -422,10 +441,13 @@ class ApiEntrypoint(HttpRequestHandler):
         except ValidationError as exc:
             raise InvalidQuery(validation_errors(exc.messages)) from exc
 
-    def _run_handler(self, api_request: ApiRequest, path_values: dict[str, Any]) -> tuple[int, dict[str, str], str]:
+    def _run_handler(self, api_request: ApiRequest, path_values: dict[str, Any],
+                     operation_key: str | None) -> tuple[int, dict[str, str], str]:
         done = Event()
-        self.container.spawn_worker(self, (api_request,), dict(path_values),
-                                    context_data={CORRELATION_KEY: api_request.request_id},
+        context_data = {CORRELATION_KEY: api_request.request_id}
+        if operation_key is not None:
+            context_data[OPERATION_KEY] = operation_key  # nameko copies context data into every RPC's headers
+        self.container.spawn_worker(self, (api_request,), dict(path_values), context_data=context_data,
                                     handle_result=partial(self.handle_result, done))
         result, exc_info = done.wait()
         if exc_info is not None:
