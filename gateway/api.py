@@ -4,10 +4,13 @@ For each request, in order: a request id (``X-Request-ID``, made if absent); the
 (issuer, audience, expiry) and the caller's role against the route's roles; the rate limit of that client
 on that route; the body (size limit, JSON, the route's schema with unknown fields refused) and the query;
 the ``Idempotency-Key`` (a replay returns the first response); then the handler, in a Nameko worker whose
-correlation id is the request id, so it follows every RPC and event. On the routes that create, the worker
+correlation id is the request id, so it follows every RPC and event. A route touching health data writes its
+audit entry (who, what, when, from where) once the caller is known and before anything else happens: if
+that write fails, the answer is 503 and nothing was touched. On the routes that create, the worker
 also carries an operation key (from the ``Idempotency-Key``, else made for this request): the services
 derive the ids of what they create from it, so the same operation executed twice creates once.
-Afterwards: the PHI audit entry, metrics, and the response headers (request id, rate limit, CORS).
+Afterwards: the audit entry's outcome (filled in once; if that write fails the answer is still given, the
+failure logged at ERROR and counted), metrics, and the response headers (request id, rate limit, CORS).
 
 Errors are turned into ``application/problem+json`` in one table (``problem_for``): the gateway's own
 ``ProblemError``\\s, the services' domain errors (which cross RPC with their status and code), timeouts
@@ -103,6 +106,13 @@ class RequestInProgress(ProblemError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class AuditUnavailable(ProblemError):
+    status, code, title = 503, "audit_unavailable", "Service Unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
 
 
 class RateLimited(ProblemError):
@@ -326,11 +336,11 @@ class ApiEntrypoint(HttpRequestHandler):
                                  resource_id=next(iter(request.path_values.values()), None))
         extra_headers: dict[str, str] = {}
         record_id: str | None = None
-        audited = False
+        audit_entry: str | None = None
         try:
             raw_body = self._read_body(request)
             api_request.principal = self._authenticate(request, raw_body)
-            audited = True
+            audit_entry = self._audit_access(api_request)
             decision = self.runtime.rate_limiter.hit(api_request.client_id, self.route.operation_id)
             extra_headers.update(decision.headers())
             if not decision.allowed:
@@ -341,7 +351,7 @@ class ApiEntrypoint(HttpRequestHandler):
             api_request.query = self._load_query(request)
             claim = self._claim_idempotency_key(request, api_request, raw_body)
             if isinstance(claim, Response):
-                return self._finish(claim, api_request, started, audited)
+                return self._finish(claim, api_request, started, audit_entry)
             record_id = claim.record_id if claim else None
             status, headers, body = self._run_handler(api_request, request.path_values,
                                                       self._operation_key(claim))
@@ -355,7 +365,7 @@ class ApiEntrypoint(HttpRequestHandler):
             # ends, and the retry that takes it over runs with the same operation key.
             self.runtime.idempotency.complete(record_id, status, headers, body)
         response = Response(body, status=status, headers={**extra_headers, **headers})
-        return self._finish(response, api_request, started, audited)
+        return self._finish(response, api_request, started, audit_entry)
 
     def _claim_idempotency_key(self, request: Request, api_request: ApiRequest,
                                raw_body: bytes) -> Response | Proceed | None:
@@ -460,26 +470,32 @@ class ApiEntrypoint(HttpRequestHandler):
         event.send((result, exc_info))
         return result, exc_info
 
-    def _finish(self, response: Response, api_request: ApiRequest, started: float, audited: bool) -> Response:
-        if audited and self.route.phi_resource and self.route.audit_action:
+    def _audit_access(self, api_request: ApiRequest) -> str | None:
+        """The audit entry of a request touching health data, written before the access; None for other routes."""
+        if not (self.route.phi_resource and self.route.audit_action):
+            return None
+        try:
+            return self.runtime.audit.record(AuditEntry(
+                subject=api_request.subject, role=api_request.role, action=self.route.audit_action,
+                resource=self.route.phi_resource, resource_id=api_request.resource_id, ip=api_request.ip,
+                user_agent=api_request.user_agent, request_id=api_request.request_id))
+        except Exception as exc:
+            # No unaudited access to health data: nothing has been touched yet, and nothing will be.
+            log.exception("could not write the audit entry of request %s", api_request.request_id)
+            raise AuditUnavailable("The request could not be recorded; try again.") from exc
+
+    def _finish(self, response: Response, api_request: ApiRequest, started: float, audit_entry: str | None) -> Response:
+        if audit_entry is not None:
             try:
-                self._audit(api_request, response.status_code)
+                self.runtime.audit.conclude(audit_entry, response.status_code, api_request.resource_id)
             except Exception:
-                # No unaudited access to health data: the answer is withheld if its audit entry is lost.
-                log.exception("could not write the audit entry of request %s", api_request.request_id)
-                status, headers, body = problem(503, "audit_unavailable", "Service Unavailable",
-                                                "The request could not be recorded; try again.",
-                                                api_request.request_id)
-                response = Response(body, status=status, headers={**headers, "Retry-After": "5"})
+                # The access is on record already; the answer (a booking that exists, say) is not withheld.
+                log.exception("could not record the outcome of request %s in its audit entry %s",
+                              api_request.request_id, audit_entry)
+                self.runtime.metrics.audit_failure()
         self.runtime.metrics.observe(self.route.operation_id, self.route.method, response.status_code,
                                      time.monotonic() - started)
         return response
-
-    def _audit(self, api_request: ApiRequest, outcome: int) -> None:
-        self.runtime.audit.record(AuditEntry(
-            subject=api_request.subject, role=api_request.role, action=self.route.audit_action,
-            resource=self.route.phi_resource, resource_id=api_request.resource_id, ip=api_request.ip,
-            user_agent=api_request.user_agent, request_id=api_request.request_id, outcome=outcome))
 
 
 api = ApiEntrypoint.decorator
