@@ -44,6 +44,7 @@ from chassis.logs import CORRELATION_KEY, OPERATION_KEY
 from chassis.store import connect
 from gateway.audit import AuditEntry, AuditLog
 from gateway.auth import AuthSettings, Principal, authenticate
+from gateway.clients import TrustedProxies
 from gateway.idempotency import IdempotencyStore, InProgress, Mismatch, Proceed, Replay
 from gateway.metrics import GatewayMetrics
 from gateway.problems import ProblemError, problem, validation_errors
@@ -235,6 +236,7 @@ class GatewayRuntime(SharedExtension):
         self.cors_origins = frozenset(config.get("CORS_ORIGINS") or ())
         self.webhook_secrets = dict(config.get("WEBHOOK_SECRETS") or {})
         self.webhook_tolerance_seconds = int(config.get("WEBHOOK_TOLERANCE_SECONDS", 300))
+        self.trusted_proxies = TrustedProxies.parse(config.get("TRUSTED_PROXIES"))
 
     def stop(self) -> None:
         self.client.close()
@@ -331,7 +333,9 @@ class ApiEntrypoint(HttpRequestHandler):
         request.shallow = False  # the WSGI app built it shallow, to route it without reading the body
         started = time.monotonic()
         request_id: str = request.request_id
-        api_request = ApiRequest(self.route, request_id, None, ip=request.remote_addr,
+        client_address = self.runtime.trusted_proxies.client_address(
+            request.remote_addr, request.headers.getlist("X-Forwarded-For"))
+        api_request = ApiRequest(self.route, request_id, None, ip=client_address,
                                  user_agent=request.headers.get("User-Agent"),
                                  resource_id=next(iter(request.path_values.values()), None))
         extra_headers: dict[str, str] = {}
