@@ -14,7 +14,8 @@ failure logged at ERROR and counted), metrics, and the response headers (request
 
 Errors are turned into ``application/problem+json`` in one table (``problem_for``): the gateway's own
 ``ProblemError``\\s, the services' domain errors (which cross RPC with their status and code), timeouts
-(504 with Retry-After), and anything unexpected (500, logged, with the request id).
+(504 with Retry-After), the gateway's store out of reach (503 ``store_unavailable`` with Retry-After), and
+anything unexpected (500, logged, with the request id).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from marshmallow import RAISE, ValidationError
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
+from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ANONYMOUS = "anonymous"
 UPSTREAM_FAILURES = (503, 504)
+STORE_RETRY_AFTER_SECONDS = 5
 ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 
 
@@ -142,6 +145,11 @@ def problem_for(exc: BaseException, request_id: str) -> tuple[int, dict[str, str
         if exc.status in UPSTREAM_FAILURES:  # also when relayed by another service
             headers["Retry-After"] = str(exc.details.get("retry_after") or 5)
         return status, headers, body
+    if isinstance(exc, ConnectionFailure):  # the gateway's own store (rate limits, keys, audit) out of reach
+        log.warning("the gateway's store did not answer request %s: %s", request_id, exc)
+        status, headers, body = problem(503, "store_unavailable", "Service Unavailable",
+                                        "Our data store is not answering; try again shortly.", request_id)
+        return status, {**headers, "Retry-After": str(STORE_RETRY_AFTER_SECONDS)}, body
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         return problem(status, HTTPStatus(status).phrase.lower().replace(" ", "_"), HTTPStatus(status).phrase,
@@ -367,7 +375,7 @@ class ApiEntrypoint(HttpRequestHandler):
         if record_id is not None and status < 500:
             # A 5xx (a timeout above all) may follow work that was done: the key stays pending until its lease
             # ends, and the retry that takes it over runs with the same operation key.
-            self.runtime.idempotency.complete(record_id, status, headers, body)
+            self._complete_idempotency_key(record_id, status, headers, body)
         response = Response(body, status=status, headers={**extra_headers, **headers})
         return self._finish(response, api_request, started, audit_entry)
 
@@ -388,6 +396,14 @@ class ApiEntrypoint(HttpRequestHandler):
             raise RequestInProgress(outcome.retry_after_seconds)
         assert isinstance(outcome, Proceed)
         return outcome
+
+    def _complete_idempotency_key(self, record_id: str, status: int, headers: dict[str, str], body: str) -> None:
+        """Keep the answer for replay; if the store fails now, answer anyway: the key stays pending, and a retry
+        after its lease runs again with the same operation key, which finds what this request made."""
+        try:
+            self.runtime.idempotency.complete(record_id, status, headers, body)
+        except Exception:
+            log.exception("could not keep the answer to idempotency record %s", record_id)
 
     def _operation_key(self, claim: Proceed | None) -> str | None:
         """What the services recognise this operation by: the same for every retry under one key (never the
@@ -483,6 +499,8 @@ class ApiEntrypoint(HttpRequestHandler):
                 subject=api_request.subject, role=api_request.role, action=self.route.audit_action,
                 resource=self.route.phi_resource, resource_id=api_request.resource_id, ip=api_request.ip,
                 user_agent=api_request.user_agent, request_id=api_request.request_id))
+        except ConnectionFailure:
+            raise  # the whole store is out of reach: 503 store_unavailable, like every other route
         except Exception as exc:
             # No unaudited access to health data: nothing has been touched yet, and nothing will be.
             log.exception("could not write the audit entry of request %s", api_request.request_id)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pymongo.errors import AutoReconnect
+from pymongo.errors import OperationFailure
 
 from gateway.api import GatewayRuntime
 from gateway.tests.interface.support import Platform, as_json, assert_problem, bearer, registration
@@ -235,7 +235,7 @@ def test_no_route_changes_or_deletes_the_log(platform, records, method):
 
 
 class AuditStoreFailingOnce:
-    """The gateway's audit collection, refusing every write once ``broken()`` says so (a lost store)."""
+    """The gateway's audit collection, refusing every write once ``broken()`` says so."""
 
     def __init__(self, entries: Any, broken: Any) -> None:
         self._entries = entries
@@ -244,7 +244,7 @@ class AuditStoreFailingOnce:
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._entries, name)
         if name in ("insert_one", "update_one", "find_one_and_update", "replace_one") and self._broken():
-            raise AutoReconnect("the audit store is unreachable")
+            raise OperationFailure("the audit log refuses writes")
         return attribute
 
 
