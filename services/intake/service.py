@@ -284,7 +284,7 @@ class IntakeService(RpcServiceBase):
         chart = chart_of(patient)
         clinic = CLINIC.in_force()
         return ReviewFileSchema().dump({
-            "review": self._review_summary(patient, review_id),
+            "review": _review_of(patient, review_id),
             "patient": patient,
             "screenings": [{**s, "patient_id": patient["_id"]} for s in reversed(chart["screenings"])],
             "contraindications": _explained_decision(latest_decision(chart), "clinician"),
@@ -353,10 +353,7 @@ class IntakeService(RpcServiceBase):
         raise PatientRecordBusy("the patient's record is changing; try again", retry_after=1)
 
     def _review_summary(self, patient: dict[str, Any], review_id: str) -> dict[str, Any]:
-        review = next((r for r in chart_of(patient)["reviews"] if r["id"] == review_id), None)
-        if review is None:
-            raise ReviewNotFound(f"no review {review_id}", review_id=review_id)
-        return ReviewSchema().dump({**review, "clinician_id": patient.get("clinician_id")})
+        return ReviewSchema().dump(_review_of(patient, review_id))
 
     def _patient_of_review(self, review_id: str) -> dict[str, Any]:
         found = self.store.db.patients.find_one({"reviews.id": str(review_id)}, {"_id": 1})
@@ -370,6 +367,14 @@ class IntakeService(RpcServiceBase):
             raise PatientNotFound(f"no patient {patient_id}", patient_id=patient_id)
         patient["date_of_birth"] = date.fromisoformat(patient["date_of_birth"])
         return patient
+
+
+def _review_of(patient: dict[str, Any], review_id: str) -> dict[str, Any]:
+    """One of the patient's reviews, with the clinician responsible for the patient now."""
+    review = next((r for r in chart_of(patient)["reviews"] if r["id"] == review_id), None)
+    if review is None:
+        raise ReviewNotFound(f"no review {review_id}", review_id=review_id)
+    return {**review, "clinician_id": patient.get("clinician_id")}
 
 
 def _explained_decision(decision: dict[str, Any] | None, audience: str) -> dict[str, Any] | None:
