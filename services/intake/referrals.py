@@ -7,7 +7,7 @@ import re
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 NPI_PREFIX = "80840"  # the card issuer prefix NPIs are Luhn-checked with (CMS NPI check digit standard)
-ICD10_CM = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
+ICD10_CM = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 KINDS = ("referral", "telehealth_evaluation")
 
 
@@ -27,7 +27,8 @@ def npi_valid(npi: str) -> bool:
 
 
 def icd10_cm_shaped(code: str) -> bool:
-    """A letter, a digit, a digit or letter, then optionally a dot and 1 to 4 digits or letters (F33.1, F43.10)."""
+    """A letter, a digit, a digit or letter, then optionally 1 to 4 digits or letters, after a dot or not (F33.1,
+    F43.10, F32A)."""
     return bool(ICD10_CM.fullmatch(code))
 
 
