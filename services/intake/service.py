@@ -87,7 +87,6 @@ class IntakeService(RpcServiceBase):
         registered = self.store.event("patient.registered", {
             "patient_id": patient["_id"], "first_name": patient["first_name"], "email": patient["email"],
             "phone": patient["phone"], "time_zone": patient["time_zone"], "sms_opt_in": patient["sms_opt_in"],
-            "last_name": patient["last_name"],
         })
         try:
             self.store.insert_with_events("patients", stored, [registered])

@@ -96,6 +96,10 @@ def test_a_registration_is_announced_on_the_intake_exchange_with_contact_details
     (a_registration(insurance_id="XYZ-1"), "insurance_id"),
     (a_registration(email={"$gt": ""}), "email"),
     (a_registration(last_name={"$ne": None}), "last_name"),
+    (a_registration(address={"state": "ZZ"}), "address"),  # two capital letters, but no US state
+    (a_registration(weight_kg=29.5), "weight_kg"),
+    (a_registration(weight_kg=301), "weight_kg"),
+    ({k: v for k, v in a_registration().items() if k != "escort"}, "escort"),
 ])
 def test_an_invalid_registration_is_refused_field_by_field_and_nothing_is_stored(intake, patients,
                                                                                  registration, bad_field):
