@@ -56,7 +56,7 @@ class SchedulingService(RpcServiceBase):
         calendar = CALENDAR.effective_at()
         if request["visit_type"] not in calendar["visit_types"]:
             raise InvalidVisitType("unknown visit type", errors={"visit_type": ["unknown visit type"]})
-        eligibility = self.intake.booking_eligibility(request["patient_id"])
+        eligibility = self.intake.booking_eligibility(request["patient_id"], request["visit_type"])
         if not eligibility["eligible"]:
             raise PatientNotCleared("the patient may not book yet", reasons=eligibility["reasons"],
                                     rules_version=eligibility["rules_version"])
