@@ -13,7 +13,6 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from chassis.testing import wait_for
 from services.intake.exceptions import EmailTaken, PatientAlreadyRegistered
-from services.intake.service import IntakeService
 from services.intake.tests.interface.test_intake_service import a_registration, call
 from services.intake.walkthrough import STANDARD_PLAN, UNREMARKABLE_ANSWERS, clear_over_rpc
 
@@ -21,13 +20,6 @@ from services.intake.walkthrough import STANDARD_PLAN, UNREMARKABLE_ANSWERS, cle
 EVENT_FIELDS = {"patient_id", "first_name", "last_name", "email", "phone", "time_zone", "sms_opt_in", "locale",
                 "state", "postal_code", "screening_id", "instrument", "submitted_at", "review_id", "urgent",
                 "clinician_id", "protocol_code", "planned_sessions", "reason_code", "consent_id", "document_version"}
-
-
-@pytest.fixture
-def intake(container_factory, service_config):
-    container = container_factory(IntakeService, service_config)
-    container.start()
-    return container
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from chassis.errors import InvalidInput
 from chassis.testing import wait_for
 from services.intake.dependencies import load_booking_rules
 from services.intake.exceptions import PatientAlreadyRegistered, PatientNotFound
-from services.intake.service import IntakeService
 from services.intake.walkthrough import VISIT_DETAILS, clear_over_rpc
 
 
@@ -36,13 +35,6 @@ def a_registration(**changes) -> dict:
     registration.update(changes)
     registration["address"].update(address)
     return registration
-
-
-@pytest.fixture
-def intake(container_factory, service_config):
-    container = container_factory(IntakeService, service_config)
-    container.start()
-    return container
 
 
 @pytest.fixture
