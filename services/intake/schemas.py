@@ -76,8 +76,8 @@ class PatientRegistrationSchema(_ContactFields):
 
 
 class PatientUpdateSchema(_ContactFields):
-    """``PATCH`` (load with ``partial=True``): any contact fields, at least one; clinical fields are not
-    changed this way."""
+    """``PATCH`` (load with ``partial`` naming every top-level field): any contact fields, at least one, each
+    given whole; clinical fields are not changed this way."""
 
     @validates_schema
     def _something_to_change(self, data: dict, **_: object) -> None:

@@ -105,7 +105,8 @@ class IntakeService(RpcServiceBase):
     @rpc
     def update_patient(self, patient_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Contact and address changes; ``patient.updated`` carries only the changed non-clinical fields."""
-        wanted = validated(PatientUpdateSchema(partial=True), changes)
+        # Any top-level field may be left out; a nested one (address, escort) is given whole.
+        wanted = validated(PatientUpdateSchema(partial=tuple(PatientUpdateSchema._declared_fields)), changes)
         if "email" in wanted:
             wanted["email"] = wanted["email"].lower()
         patient = self._patient(patient_id)

@@ -11,6 +11,7 @@ from nameko.events import get_event_exchange
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 
+from chassis.errors import InvalidInput
 from chassis.testing import wait_for
 from services.intake.exceptions import EmailTaken, PatientAlreadyRegistered
 from services.intake.tests.interface.test_intake_service import a_registration, call
@@ -65,6 +66,11 @@ def test_a_contact_change_is_announced_with_only_the_changed_non_clinical_fields
                                                "time_zone": "America/Chicago", "state": "TX",
                                                "postal_code": "78701"})
     assert [kind for kind, _ in received] == ["patient.registered", "patient.updated"]  # the escort: no event
+    with pytest.raises(InvalidInput) as refused:
+        rpc("update_patient", ana, {"escort": {"name": "Sam"}})  # a nested field is given whole
+    assert sorted(refused.value.details["errors"]["escort"]) == ["phone", "relationship"]
+    with pytest.raises(InvalidInput):
+        rpc("update_patient", ana, {})
 
 
 def test_an_email_another_patient_has_cannot_be_taken_or_registered_and_nothing_is_revealed(rpc):
