@@ -186,15 +186,19 @@ def sign_consent(patient: dict[str, Any], consent_id: str, signature: dict[str, 
 
 def revoke_consent(patient: dict[str, Any], consent_id: str, clinic: Clinic,
                    now: datetime) -> tuple[dict[str, Any], list[Event], dict[str, Any]]:
+    """The patient withdraws their consent: the one named and any other still standing (an earlier signature
+    must not keep them consented), each announced by ``consent.revoked``."""
     chart = chart_of(patient)
     consent = next((c for c in chart["consents"] if c["id"] == consent_id), None)
     if consent is None:
         raise ConsentNotFound(f"no consent {consent_id} of this patient", consent_id=consent_id)
-    if consent["revoked_at"] is not None:  # revoked already: the same answer, no second event
-        return chart, [], consent
-    consent["revoked_at"] = now
+    events: list[Event] = []
+    for standing in chart["consents"]:
+        if standing["revoked_at"] is None:  # revoked already: no second event
+            standing["revoked_at"] = now
+            events.append(("consent.revoked", {"patient_id": patient["_id"], "consent_id": standing["id"]}))
     chart["status"] = status_of(chart)
-    return chart, [("consent.revoked", {"patient_id": patient["_id"], "consent_id": consent_id})], consent
+    return chart, events, consent
 
 
 def record_referral(patient: dict[str, Any], referral_id: str, referral: dict[str, Any], recorded_by: str,

@@ -106,15 +106,21 @@ def path_values(world: World) -> dict[str, str]:
             "nurse_id": "nur_matrix", "asset": "docs.css", "review_id": world.review_a}
 
 
+def sign_consent(platform: Platform, patient_id: str) -> str:
+    """The patient signs the current consent document; the consent's id."""
+    version = platform.get("/v1/consent-documents/current").json()["version"]
+    signed = platform.post(f"/v1/patients/{patient_id}/consents", headers=bearer("patient", patient_id),
+                           json={"document_version": version})
+    assert signed.status_code == 201, signed.text
+    return signed.json()["id"]
+
+
 def fresh_path_values(operation_id: str, platform: Platform, world: World) -> dict[str, str]:
     """Operations that use up their record get a fresh one per call: a consent of A's to revoke, an open review of
     a patient in the matrix clinician's care to decide."""
-    admin, patient_a = bearer("admin", "admin-1"), bearer("patient", world.patient_a)
+    admin = bearer("admin", "admin-1")
     if operation_id == "revokeConsent":
-        version = platform.get("/v1/consent-documents/current").json()["version"]
-        signed = platform.post(f"/v1/patients/{world.patient_a}/consents", headers=patient_a,
-                               json={"document_version": version})
-        return {"consent_id": signed.json()["id"]}
+        return {"consent_id": sign_consent(platform, world.patient_a)}
     if operation_id == "decideReview":
         patient = platform.register()
         platform.request("PUT", f"/v1/patients/{patient}/clinician", headers=admin, json={"clinician_id": CLINICIAN})
@@ -125,12 +131,17 @@ def fresh_path_values(operation_id: str, platform: Platform, world: World) -> di
     return {}
 
 
+def booking_body(platform: Platform, world: World) -> dict[str, Any]:
+    """A booking of A's at a fresh time, A's consent signed again first (the matrix's revokeConsent withdraws it)."""
+    sign_consent(platform, world.patient_a)
+    return {"patient_id": world.patient_a, "visit_type": "iv-mood", "start_at": platform.times.next()}
+
+
 def example_body(operation_id: str, platform: Platform, world: World) -> dict[str, Any] | None:
     """A valid body for each operation that takes one (a fresh visit time for each booking)."""
     bodies = {
         "registerPatient": lambda: registration(),
-        "bookAppointment": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
-                                    "start_at": platform.times.next()},
+        "bookAppointment": lambda: booking_body(platform, world),
         "putNurse": lambda: {"name": "Matrix Nurse, RN", "licensed_states": ["CO"]},
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
         "updatePatient": lambda: {"phone": "+13035550199"},
@@ -267,6 +278,7 @@ def send_as_patient_a(platform: Platform, world: World, method: str, template: s
     ids = ids_of(world, whose)
     json_body = None
     if body is not None:
+        sign_consent(platform, world.patient_a)  # the matrix revoked A's consent (revokeConsent): A signs again
         json_body = {key: value.format(**ids) for key, value in body.items()} | {"start_at": platform.times.next()}
     return platform.request(method, template.format(**ids), headers=bearer("patient", world.patient_a),
                             json=json_body)

@@ -257,6 +257,17 @@ def test_consent_is_to_the_current_version_and_revoking_it_blocks_booking_at_onc
     assert ana.reasons == []
 
 
+def test_revoking_withdraws_every_signature_still_standing():
+    ana = Record()
+    ana.screen_all()
+    first, second = ana.consent(), ana.consent()
+    ana.decide()
+    ana.apply(revoke_consent, second["id"])
+    assert ana.reasons == ["consent_revoked"]
+    revoked = {p["consent_id"] for kind, p in ana.events if kind == "consent.revoked"}
+    assert revoked == {first["id"], second["id"]}
+
+
 def test_a_new_consent_version_makes_the_patient_sign_again():
     ana = Record()
     ana.screen_all()
