@@ -151,5 +151,25 @@ def register_and_book(client: Client, journal: Journal) -> None:
         journal.count("refused", f"booking {booked.status_code} {booked.json().get('code')}")
 
 
-#: Every flow the load runs; the service issues add theirs (screening and review, holds and deposits, ...).
-FLOWS: list[Callable[[Client, Journal], None]] = [register_and_book]
+def book_before_clearance(client: Client, journal: Journal) -> None:
+    """A patient signs up and tries to book an infusion before being screened and approved: always refused."""
+    n = next(_numbers)
+    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=f"register-{uuid.uuid4().hex}")
+    if registered is None or registered.status_code != 201:
+        journal.count("unsettled" if registered is None else "refused", "registration before clearance")
+        return
+    patient_id = registered.json()["id"]
+    journal.accept("registration", {"id": patient_id})
+    start_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=random.randint(3, 30)),
+                                datetime.min.time(), UTC) + timedelta(hours=18)
+    booked = client.send("POST", "/v1/appointments", {"patient_id": patient_id, "visit_type": "iv-mood",
+                                                      "start_at": start_at.isoformat()},
+                         headers=client.token("patient", patient_id), idempotency_key=f"book-{uuid.uuid4().hex}")
+    if booked is not None and booked.status_code == 201:
+        journal.accept("booking before clearance", {"id": booked.json()["id"], "patient_id": patient_id})
+    elif booked is not None:
+        journal.count("refused", f"uncleared booking {booked.status_code} {booked.json().get('code')}")
+
+
+#: Every flow the load runs; the service issues add theirs (holds and deposits, visits, reminders, ...).
+FLOWS: list[Callable[[Client, Journal], None]] = [register_and_book, register_and_book, book_before_clearance]
