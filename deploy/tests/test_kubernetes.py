@@ -109,8 +109,12 @@ def test_only_the_gateway_is_exposed_with_tls(overlay):
 def test_network_policies_deny_by_default_and_let_only_the_gateway_in(overlay):
     policies = find(rendered(overlay), "NetworkPolicy")
     deny = one(policies, "NetworkPolicy", "default-deny")
-    assert deny["spec"]["podSelector"] == {} and set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     assert not deny["spec"].get("ingress") and not deny["spec"].get("egress")
+    denied = deny["spec"]["podSelector"]["matchLabels"]
+    for deployment in find(rendered(overlay), "Deployment"):  # every pod of ours is under the deny
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert denied.items() <= labels.items(), f"{deployment['metadata']['name']} escapes the default deny"
     from_other_namespaces = {policy["metadata"]["name"] for policy in policies for rule in policy["spec"].get(
         "ingress", []) for peer in rule.get("from", []) if "namespaceSelector" in peer}
     assert from_other_namespaces == {"gateway-ingress", "rabbitmq"}  # ingress controller; operator and metrics
