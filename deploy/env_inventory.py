@@ -31,6 +31,12 @@ NOT_DEPLOYED = {
                        "gateway only checks tokens, so the signing key stays out of the cluster",
 }
 
+#: Nameko reads a variable set to an empty string as null (``yaml.safe_load("")``), not as its config.yml default:
+#: a deployment must not set one empty, except these, whose code takes null as "none" (the variable, and why).
+EMPTY_IS_NULL = {
+    "JWT_PUBLIC_KEY": "null means no RS256 key (gateway/auth.py _pem), which is what an HS256 deployment wants",
+}
+
 
 @dataclass
 class Reads:

@@ -135,8 +135,9 @@ def test_rabbitmq_is_a_three_node_cluster_and_mongodb_a_three_member_replica_set
     spec = mongo[0]["spec"]
     assert spec["members"] == 3 and spec["type"] == "ReplicaSet" and spec["version"].startswith("7.")
     users = {user["name"]: user for user in spec["users"]}
+    prefix = one(documents, "ConfigMap", "infusion-settings")["data"]["DATABASE_PREFIX"]
     for process in PROCESSES:  # each process its own user, allowed only its own database
-        assert users[process]["roles"] == [{"name": "readWrite", "db": process}]
+        assert users[process]["roles"] == [{"name": "readWrite", "db": f"{prefix}{process}"}]
         deployment = one(documents, "Deployment", process)
         uri = next(variable for variable in container(deployment)["env"] if variable["name"] == "MONGO_URI")
         assert uri["valueFrom"]["secretKeyRef"]["name"] == users[process]["passwordSecretRef"]["name"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.env_inventory import NOT_DEPLOYED, Reads, deployed, environment_reads, inventory
+from deploy.env_inventory import EMPTY_IS_NULL, NOT_DEPLOYED, Reads, deployed, environment_reads, inventory
 from deploy.processes import PROCESSES
 from deploy.tests.manifests import (
     COMPOSE_FILE,
@@ -21,6 +21,12 @@ from deploy.tests.manifests import (
 )
 
 INVENTORY = inventory()
+
+
+def empty_values(values: dict[str, str], place: str) -> list[str]:
+    return [f"EMPTY {variable}: set to an empty string in {place}; nameko reads that as null, not as the config.yml "
+            f"default: give it a value or leave it to its default by not setting it"
+            for variable, value in sorted(values.items()) if value == "" and variable not in EMPTY_IS_NULL]
 
 
 def mismatches(reads: Reads, provided: dict[str, str], place: str, how_to_set: str) -> list[str]:
@@ -43,9 +49,9 @@ def test_the_inventory_is_derived_from_the_code():
         assert {"AMQP_URI", "MONGO_URI", "LOG_LEVEL"} <= set(reads.variables), process
         assert not reads.unresolved, f"{process}: environment reads with a computed name at {reads.unresolved}"
     assert "JWT_SECRET" in INVENTORY["gateway"].variables and "JWT_SECRET" not in INVENTORY["intake"].variables
-    for variable in NOT_DEPLOYED:
+    for variable in {**NOT_DEPLOYED, **EMPTY_IS_NULL}:
         assert any(variable in reads.variables for reads in INVENTORY.values()), (
-            f"{variable} is listed in NOT_DEPLOYED (deploy/env_inventory.py) but no code reads it any more")
+            f"{variable} is an exception in deploy/env_inventory.py but no code reads it any more")
 
 
 def test_environment_reads_are_found_in_every_form(tmp_path):
@@ -66,6 +72,7 @@ def test_compose_sets_exactly_what_each_process_reads():
         place = f"{COMPOSE_FILE.relative_to(ROOT)} service '{process}'"
         environment = compose_environment(services[process])
         provided = {variable: "environment" for variable in environment}
+        problems += empty_values(environment, place)
         problems += mismatches(INVENTORY[process], provided, place,
                                "add it to that service's environment (or to the x-*-settings block it merges)")
     assert not problems, "\n".join(problems)
@@ -101,6 +108,7 @@ def test_every_configmap_and_secret_key_is_read_by_some_process(overlay):
             continue
         problems += [f"UNUSED {key}: in ConfigMap {config_map['metadata']['name']} but no code reads it"
                      for key in sorted(keys - read)]
+        problems += empty_values(config_map["data"], f"ConfigMap {config_map['metadata']['name']}")
     for secret in example_secrets():
         keys = {key for key in secret.get("stringData", {}) if key.isupper()}  # environment-style keys
         problems += [f"UNUSED {key}: in Secret {secret['metadata']['name']} but no code reads it"
