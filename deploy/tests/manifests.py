@@ -36,6 +36,18 @@ def compose_environment(service: dict) -> dict[str, str]:
     return {key: "" if value is None else str(value) for key, value in environment.items()}
 
 
+def interpolated(value: str, variables: dict[str, str]) -> str:
+    """Compose's interpolation of ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?error}`` from ``variables``."""
+    def replace(match: re.Match) -> str:
+        name, operator, argument = match.group(1), match.group(2), match.group(3)
+        if name in variables:
+            return variables[name]
+        assert operator != ":?", f"compose needs {name}: {argument}"
+        return argument if operator == ":-" else ""
+
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", replace, value)
+
+
 @functools.cache
 def rendered(overlay: str) -> tuple[dict, ...]:
     """The overlay's resources as ``kubectl kustomize`` renders them (skips the test where kubectl is absent)."""

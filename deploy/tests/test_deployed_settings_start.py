@@ -1,11 +1,14 @@
-"""The processes start and answer with exactly the settings the production overlay gives them: every ConfigMap
-value as written there (parsed by the code, not by the manifests' checks), RS256 tokens checked with a public key
-read from a mounted file. Only what must point at this machine is replaced: the broker, the store, the listening
-address, the key file's path, and a fresh prefix in front of the overlay's database prefix."""
+"""The processes start and answer with exactly the settings the compose file and the production overlay give them:
+every value as written there (parsed by the code, not by the manifests' checks); HS256 tokens in compose, RS256
+checked with a public key read from a mounted file in production. Only what must point at this machine is replaced:
+the broker, the store, the listening address, the key file's path, and a fresh prefix in front of the deployed
+database prefix."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chassis.testing import fresh_databases
 from deploy.processes import PROCESSES, Platform
-from deploy.tests.manifests import container, example_secrets, one, rendered
+from deploy.tests.manifests import compose, compose_environment, container, example_secrets, interpolated, one, rendered
 from gateway.auth import AuthSettings, mint_token
 from tests.conftest import free_port
 
-OVERLAY = "production"
+COMPOSE_SECRETS = {"RABBITMQ_PASSWORD": "unused-here", "JWT_SECRET": "compose-check-secret-0123456789abcdef"}
 
 
 def overlay_environment(documents, secrets, process: str) -> dict[str, str]:
@@ -37,6 +40,22 @@ def overlay_environment(documents, secrets, process: str) -> dict[str, str]:
     return environment
 
 
+def environments(source: str, public_key: Path) -> tuple[dict[str, dict[str, str]], AuthSettings]:
+    """Each process's environment in ``source``, and how a token it accepts is checked."""
+    if source == "compose":
+        services = compose()["services"]
+        found = {process: {name: interpolated(value, COMPOSE_SECRETS)
+                           for name, value in compose_environment(services[process]).items()}
+                 for process in PROCESSES}
+        assert found["gateway"]["JWT_ALGORITHM"] == "HS256"
+        return found, AuthSettings(secret=found["gateway"]["JWT_SECRET"])
+    documents, secrets = rendered(source), example_secrets()
+    found = {process: overlay_environment(documents, secrets, process) for process in PROCESSES}
+    assert found["gateway"]["JWT_ALGORITHM"] == "RS256"
+    found["gateway"]["JWT_PUBLIC_KEY"] = str(public_key)  # where the Secret is mounted in the pod
+    return found, AuthSettings(algorithm="RS256", public_key=public_key.read_text())
+
+
 @pytest.fixture
 def key_pair(tmp_path):
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -48,33 +67,32 @@ def key_pair(tmp_path):
     return public_file, private_pem
 
 
-class OverlayPlatform(Platform):
+class SettingsPlatform(Platform):
     def start_with(self, process: str, environment: dict[str, str]) -> None:
         self.env = environment
         self.start(process)
 
 
-def test_every_process_starts_and_answers_with_the_production_settings(rabbit_config, mongo_uri, key_pair,
-                                                                        tmp_path):
-    documents, secrets = rendered(OVERLAY), example_secrets()
+@pytest.mark.parametrize("source", ["compose", "production"])
+def test_every_process_starts_and_answers_with_the_deployed_settings(source, rabbit_config, mongo_uri, key_pair,
+                                                                     tmp_path):
     public_file, private_pem = key_pair
+    found, checking = environments(source, public_file)
     address = f"127.0.0.1:{free_port()}"
     here = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PYTHONUNBUFFERED": "1",
             "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri}
     with fresh_databases(mongo_uri, tag="o") as fresh:
-        platform = OverlayPlatform(here, tmp_path / "logs")
+        platform = SettingsPlatform(here, tmp_path / "logs")
         try:
-            for process in PROCESSES:
-                environment = overlay_environment(documents, secrets, process)
+            for process, environment in found.items():
                 environment["DATABASE_PREFIX"] = fresh + environment["DATABASE_PREFIX"]
                 if process == "gateway":
-                    assert environment["JWT_ALGORITHM"] == "RS256"
-                    environment.update(GATEWAY_ADDRESS=address, JWT_PUBLIC_KEY=str(public_file))
+                    environment["GATEWAY_ADDRESS"] = address
                 platform.start_with(process, {**environment, **here})
             platform.wait_until_ready()  # the gateway's /ready: every service answers its health RPC
 
-            settings = AuthSettings(algorithm="RS256", private_key=private_pem, public_key=public_file.read_text())
-            token = mint_token(settings, "ops-1", "admin", ttl_seconds=300)
+            signing = replace(checking, private_key=private_pem) if checking.algorithm == "RS256" else checking
+            token = mint_token(signing, "ops-1", "admin", ttl_seconds=300)
             answer = requests.get(f"http://{address}/v1/nurses", headers={"Authorization": f"Bearer {token}"},
                                   timeout=15)
             assert answer.status_code == 200, answer.text
