@@ -79,6 +79,9 @@ def kubernetes_commands(overlay: str) -> list[tuple[str, list[str]]]:
             for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
                 if "exec" in item.get(probe, {}):
                     commands.append((f"{where} {probe}", item[probe]["exec"]["command"]))
+            for hook, handler in item.get("lifecycle", {}).items():
+                if "exec" in handler:
+                    commands.append((f"{where} {hook}", handler["exec"]["command"]))
     return commands
 
 
