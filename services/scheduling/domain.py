@@ -93,6 +93,17 @@ def slot_keys(calendar: ConfigVersion, nurse_id: str, window: VisitWindow) -> li
     return keys
 
 
+def patient_slot_keys(calendar: ConfigVersion, patient_id: str, window: VisitWindow) -> list[str]:
+    """The keys of the patient's own time the visit takes (``patient:pat_1|2026-11-24T15:00Z``): claimed beside
+    the nurse's under the same unique index, so one patient can never hold two overlapping visits."""
+    slot = timedelta(minutes=calendar["slot_minutes"])
+    cursor, keys = window.start_at, []
+    while cursor < window.end_at:
+        keys.append(f"patient:{patient_id}|{cursor.strftime('%Y-%m-%dT%H:%MZ')}")
+        cursor += slot
+    return keys
+
+
 def nurses_for(nurses: list[dict[str, Any]], state: str, preferred: str | None = None) -> list[dict[str, Any]]:
     """Active nurses licensed where the patient lives; the requested one only, if one was asked for."""
     licensed = [n for n in nurses if n.get("active", True) and state in n["licensed_states"]]

@@ -27,3 +27,7 @@ class NoNurseAvailable(Conflict):
 
 class InvalidVisitType(InvalidInput):
     code = "invalid_visit_type"
+
+
+class PatientAlreadyBooked(Conflict):
+    code = "patient_has_overlapping_visit"

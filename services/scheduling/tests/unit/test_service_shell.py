@@ -38,7 +38,7 @@ def test_a_cleared_patient_is_booked_and_the_booking_event_is_stored_with_it(sch
     stored = scheduling.store.db.appointments.find_one({"_id": appointment["id"]})
     assert [entry["event"]["type"] for entry in stored["outbox"]] == ["appointment.booked"]
     assert stored["outbox"][0]["event"]["correlation_id"] == "c-1"
-    scheduling.intake.booking_eligibility.assert_called_once_with("pat_1")
+    scheduling.intake.booking_eligibility.assert_called_once_with("pat_1", "iv-mood")
 
 
 def test_intakes_refusal_is_passed_on_with_its_reasons_and_nothing_is_stored(scheduling):
