@@ -2,6 +2,7 @@
 ``${VAR:default}`` references in its ``config.yml`` (Nameko's substitution) and the ``os.environ`` /
 ``os.getenv`` reads in its Python sources (its own package and ``chassis/``, tests left out).
 
+The operator command (``infusion/``) counts for every process: it runs in every image (health checks).
 The deployment checks (``deploy/tests/test_settings.py``) hold the compose file and the Kubernetes manifests
 against this, in both directions. ``python deploy/env_inventory.py`` prints it.
 """
@@ -23,12 +24,13 @@ if str(ROOT) not in sys.path:  # run as a script
 from deploy.processes import PROCESSES, nameko_target  # noqa: E402
 
 #: Nameko's ``${VAR}`` / ``${VAR:default}`` reference inside a config.yml value.
-CONFIG_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
+CONFIG_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 
 #: Read by code, deliberately not deployed: the variable, and why.
 NOT_DEPLOYED = {
     "JWT_PRIVATE_KEY": "read only by `infusion token`, which signs tokens for operators and tests; the deployed "
                        "gateway only checks tokens, so the signing key stays out of the cluster",
+    "INFUSION_FAULTS": "fault injection for the chaos and fault tests (chassis/faults.py); never set in a deployment",
 }
 
 #: Nameko reads a variable set to an empty string as null (``yaml.safe_load("")``), not as its config.yml default:
@@ -44,23 +46,27 @@ class Reads:
 
     process: str
     variables: dict[str, list[str]] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)  # the config.yml default's text, where it has one
     unresolved: list[str] = field(default_factory=list)  # reads whose name is not a literal
 
     def add(self, variable: str, where: str) -> None:
-        self.variables.setdefault(variable, []).append(where)
+        places = self.variables.setdefault(variable, [])
+        if where not in places:
+            places.append(where)
 
 
 def relative(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-def config_references(path: Path) -> list[str]:
-    """The variables a Nameko config.yml refers to, in its values only (comments are not configuration)."""
-    found: list[str] = []
+def config_references(path: Path) -> list[tuple[str, str | None]]:
+    """``(variable, default text or None)`` for each reference in a Nameko config.yml's values (comments are not
+    configuration)."""
+    found: list[tuple[str, str | None]] = []
 
     def walk(node: yaml.Node) -> None:
         if isinstance(node, yaml.ScalarNode):
-            found.extend(CONFIG_REFERENCE.findall(node.value))
+            found.extend((match.group(1), match.group(2)) for match in CONFIG_REFERENCE.finditer(node.value))
         elif isinstance(node, yaml.SequenceNode):
             for item in node.value:
                 walk(item)
@@ -93,6 +99,9 @@ def environment_reads(path: Path) -> tuple[list[tuple[str, int]], list[int]]:
     whose variable name is computed (which no check could follow)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     modules, environs, getenvs = _os_aliases(tree)
+    constants = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                 for target in node.targets if isinstance(target, ast.Name)}
 
     def is_environ(node: ast.AST) -> bool:
         return ((isinstance(node, ast.Attribute) and node.attr == "environ" and isinstance(node.value, ast.Name)
@@ -114,8 +123,13 @@ def environment_reads(path: Path) -> tuple[list[tuple[str, int]], list[int]]:
         elif isinstance(node, ast.Compare) and any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
             if any(is_environ(comparator) for comparator in node.comparators):
                 keys.append((node.left, node.lineno))
-    literal = [(key.value, line) for key, line in keys if isinstance(key, ast.Constant) and isinstance(key.value, str)]
-    computed = [line for key, line in keys if not (isinstance(key, ast.Constant) and isinstance(key.value, str))]
+    def name_of(key: ast.AST) -> str | None:  # a string literal, or a module-level constant holding one
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            return key.value
+        return constants.get(key.id) if isinstance(key, ast.Name) else None
+
+    literal = [(name_of(key), line) for key, line in keys if name_of(key) is not None]
+    computed = [line for key, line in keys if name_of(key) is None]
     return literal, computed
 
 
@@ -129,9 +143,11 @@ def python_sources(package: Path) -> list[Path]:
 def process_reads(process: str) -> Reads:
     _, config = nameko_target(process)
     reads = Reads(process)
-    for variable in config_references(config):
+    for variable, default in config_references(config):
         reads.add(variable, relative(config))
-    for package in (config.parent, ROOT / "chassis"):
+        if default is not None:
+            reads.defaults.setdefault(variable, default)
+    for package in (config.parent, ROOT / "chassis", ROOT / "infusion"):
         for path in python_sources(package):
             literal, computed = environment_reads(path)
             for variable, line in literal:

@@ -48,15 +48,19 @@ def interpolated(value: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", replace, value)
 
 
-@functools.cache
 def rendered(overlay: str) -> tuple[dict, ...]:
     """The overlay's resources as ``kubectl kustomize`` renders them (skips the test where kubectl is absent)."""
+    return rendered_kustomization(K8S / "overlays" / overlay)
+
+
+@functools.cache
+def rendered_kustomization(folder: Path) -> tuple[dict, ...]:
     if KUBECTL is None:
         pytest.skip("kubectl is not installed here: the Kubernetes overlays were not rendered or validated "
                     "(install kubectl, which carries Kustomize, to run these checks)")
-    result = subprocess.run([KUBECTL, "kustomize", "--load-restrictor", "LoadRestrictionsNone",
-                             str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
+    result = subprocess.run([KUBECTL, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(folder)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"kubectl kustomize {folder.relative_to(ROOT)} failed:\n{result.stderr}"
     return tuple(document for document in yaml.safe_load_all(result.stdout) if document)
 
 

@@ -10,7 +10,6 @@ import re
 
 import pytest
 
-from chassis.cli import build_parser
 from deploy.processes import PROCESSES, SERVICE_CLASSES, nameko_target
 from deploy.tests.manifests import (
     OVERLAYS,
@@ -24,6 +23,7 @@ from deploy.tests.manifests import (
     rendered,
     stage_chain,
 )
+from infusion.cli import build_parser
 
 ARGUMENTS, STAGES = dockerfile_stages()
 DOUBLES = ("stripe-double", "sms-double")
