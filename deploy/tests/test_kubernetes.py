@@ -158,14 +158,23 @@ def test_every_example_mongo_uri_is_a_replica_set_uri_with_majority_writes_as_it
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_clinic_configuration_configmap_of_each_service_holds_every_file_of_its_config_folder(overlay):
-    """The ConfigMap is mounted over services/<service>/config: a file left out of it would vanish."""
+    """The ConfigMaps are mounted over services/<service>/config: a file left out of them would vanish. A
+    ConfigMap holds no folders, so a sub-folder's files come from a ConfigMap of their own, projected to their
+    paths (``items``) in the same volume."""
     documents = rendered(overlay)
     for service in SERVICE_CLASSES:
         volumes = one(documents, "Deployment", service)["spec"]["template"]["spec"]["volumes"]
-        name = next(volume["configMap"]["name"] for volume in volumes if volume["name"] == "clinic-config")
+        volume = next(volume for volume in volumes if volume["name"] == "clinic-config")
+        sources = ([source["configMap"] for source in volume["projected"]["sources"]] if "projected" in volume
+                   else [volume["configMap"]])
+        mounted: set[str] = set()
+        for source in sources:
+            keys = set(one(documents, "ConfigMap", source["name"])["data"])
+            items = source.get("items")
+            assert items is None or {item["key"] for item in items} == keys, f"{source['name']}: map every key"
+            mounted |= {item["path"] for item in items} if items is not None else keys
         folder = ROOT / "services" / service / "config"
-        files = {path.name for path in folder.iterdir() if path.is_file()}
-        assert not [path for path in folder.iterdir() if path.is_dir()], f"{folder}: a ConfigMap holds no folders"
-        keys = set(one(documents, "ConfigMap", name)["data"])
-        assert keys == files, (f"{service}: add {sorted(files - keys)} / remove {sorted(keys - files)} in the "
-                               f"configMapGenerator of deploy/k8s/base/kustomization.yaml")
+        files = {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
+        assert mounted == files, (f"{service}: add {sorted(files - mounted)} / remove {sorted(mounted - files)} in "
+                                  f"the configMapGenerator of deploy/k8s/base/kustomization.yaml (a sub-folder: a "
+                                  f"ConfigMap of its own, projected with items in the Deployment's volume)")

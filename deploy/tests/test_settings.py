@@ -29,6 +29,10 @@ from deploy.tests.manifests import (
 INVENTORY = inventory()
 #: Where the compose file and the Kubernetes base deliberately differ from the code's default, and why. Everything
 #: else they set is the default of the process's config.yml, so a default changed in the code is changed here too.
+#: ConfigMaps of clinic configuration (mounted as files over services/<service>/config, sub-folders included).
+CLINIC_CONFIG_PREFIXES = tuple(f"{service}-clinic-config" for service in ("intake", "scheduling", "billing",
+                                                                           "notifications")) + ("intake-consent-texts",)
+
 DELIBERATE = {
     "AMQP_URI": "the deployment's broker",
     "MONGO_URI": "the deployment's replica set, with w=majority",
@@ -38,6 +42,7 @@ DELIBERATE = {
     "JWT_PUBLIC_KEY": "the path of the mounted key file",
     "JWT_SECRET": "a secret, never the development default",
     "CORS_ORIGINS": "the clinic's website",
+    "TRUSTED_PROXIES": "the ingress controller's pod network forwards every request",
 }
 
 
@@ -148,7 +153,7 @@ def test_every_configmap_and_secret_key_is_read_by_some_process(overlay):
     problems = []
     for config_map in find(documents, "ConfigMap"):
         keys = set(config_map.get("data", {}))
-        if all(key.endswith(".yml") for key in keys):  # clinic configuration, mounted as files
+        if config_map["metadata"]["name"].startswith(CLINIC_CONFIG_PREFIXES):  # clinic configuration: files
             continue
         problems += [f"UNUSED {key}: in ConfigMap {config_map['metadata']['name']} but no code reads it"
                      for key in sorted(keys - read)]
