@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,11 @@ class Channels(DependencyProvider):
         self.lease = timedelta(seconds=float(config.get("DELIVERY_LEASE_SECONDS") or 60))
         self.batch_size = int(config.get("DELIVERY_BATCH_SIZE") or 20)
         self.on_call_email = str(config.get("ON_CALL_EMAIL") or "")
-        self.clinician_emails = dict(config.get("CLINICIAN_EMAILS") or {})
+        clinicians = config.get("CLINICIAN_EMAILS") or {}
+        self.clinician_emails = dict(json.loads(clinicians) if isinstance(clinicians, str) else clinicians)
         self.calendar_domain = str(config.get("CALENDAR_DOMAIN") or "visits.example.com")
+        # off only for demonstrations: every message then goes at once, whatever the hour where the patient is
+        self.quiet_hours = str(config.get("QUIET_HOURS", "on")).lower() not in ("off", "false", "0")
 
     def staff_addresses(self, clinician_id: str | None) -> list[str]:
         addresses = [self.clinician_emails.get(clinician_id or ""), self.on_call_email]

@@ -346,7 +346,8 @@ class NotificationsService(RpcServiceBase):
                             payload: dict[str, Any], time_zone: str, expires_at: datetime | None = None,
                             calendar: str | None = None) -> None:
         values = message_values(catalogue, kind, payload, time_zone, contact["first_name"])
-        not_before = send_at(catalogue, kind, utcnow(), contact["time_zone"])
+        now = utcnow()
+        not_before = send_at(catalogue, kind, now, contact["time_zone"]) if self.channels.quiet_hours else now
         for channel, to in patient_channels(catalogue, kind, contact):
             self._record(cause, catalogue, kind, channel, to, values, contact.get("locale"), contact["_id"],
                          contact["_id"], not_before, expires_at, calendar if channel == "email" else None)

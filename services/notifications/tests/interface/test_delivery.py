@@ -3,12 +3,15 @@ and HTML parts, the visit's calendar file), texts through the provider's API (it
 recover). A channel that fails is retried with backoff; a final failure is recorded with its reason and holds
 up nothing else; quiet hours hold what can wait until the patient's morning."""
 
+import argparse
+import json
 from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from chassis.testing import wait_for
+from services.notifications.commands import register
 from services.notifications.tests.interface.conftest import DAYTIME, NIGHT, booked, event, registered
 
 VISIT_START = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)  # 10:00 in Denver
@@ -174,3 +177,23 @@ def test_each_fact_of_the_flows_tells_the_patient(notifications, publish, db):
     wait_for(lambda: {m["kind"] for m in sent(db)} >= expected, timeout=20)
     for record in sent(db):
         assert record["patient_id"] == "pat_ana"
+
+
+def test_operators_list_the_messages_that_failed(notifications, publish, db, service_config, monkeypatch, capsys):
+    known(notifications, publish, registered(time_zone=DAYTIME, email_address="nobody@example.com"))
+    known(notifications, publish, registered("pat_bo", first_name="Bo", time_zone=DAYTIME, sms_opt_in=False))
+    wait_for(lambda: db.messages.count_documents({"status": {"$in": ["sent", "failed"]}}) == 2)
+    monkeypatch.setenv("MONGO_URI", service_config["MONGO_URI"])
+    monkeypatch.setenv("DATABASE_PREFIX", service_config["DATABASE_PREFIX"])
+    parser = argparse.ArgumentParser(prog="infusion")
+    register(parser.add_subparsers(dest="command", required=True))
+
+    args = parser.parse_args(["messages", "list", "--failed"])
+    assert args.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "patient.registered  email to nobody@example.com  attempts=1" in printed and "550" in printed
+    assert "bo@example.com" not in printed
+
+    args = parser.parse_args(["messages", "list", "--json"])
+    assert args.run(args) == 0
+    assert {m["status"] for m in json.loads(capsys.readouterr().out)} == {"sent", "failed"}

@@ -119,3 +119,16 @@ def test_each_patient_sees_only_their_own_messages(notifications, publish):
         ("bo@example.com", "pat_bo")}
     assert {m["to"] for m in list_messages(notifications, "pat_ana")} == {"ana@example.com"}
     assert list_messages(notifications, "pat_nobody") == []
+
+
+def test_changed_contact_details_are_used_even_when_they_overtake_the_registration(notifications, publish, db):
+    with entrypoint_waiter(notifications, "update_contact"):
+        publish(event("intake", "patient.updated", {"patient_id": "pat_ana", "email": "ana.new@example.com",
+                                                     "sms_opt_in": False}))
+    known_contact(notifications, publish, registered(sms_opt_in=True))  # older facts, arriving later
+
+    with entrypoint_waiter(notifications, "confirm_appointment"):
+        publish(booked(VISIT_START))
+
+    assert [(m["channel"], m["to"]) for m in list_messages(notifications, "pat_ana", "appointment.booked")] == [
+        ("email", "ana.new@example.com")]
