@@ -26,6 +26,7 @@ from services.notifications import delivery_log
 from services.notifications.channels import DeliveryFailed, visit_calendar
 from services.notifications.dependencies import Channels, ConfiguredTimer, create_indexes, load_message_catalogue
 from services.notifications.domain import (
+    PlannedReminder,
     message_values,
     patient_channels,
     plan_after_care,
@@ -165,13 +166,8 @@ class NotificationsService(RpcServiceBase):
     def plan_after_care(self, event: Event) -> None:
         discharged = event.payload
         catalogue = MESSAGE_CATALOGUE.effective_at()
-        for planned in plan_after_care(catalogue, discharged["discharged_at"], discharged["time_zone"]):
-            delivery_log.plan_reminder(self.store.db, {
-                "_id": delivery_log.reminder_id(discharged["appointment_id"], planned.kind, None),
-                "appointment_id": discharged["appointment_id"], "patient_id": discharged["patient_id"],
-                "kind": planned.kind, "due_at": planned.due_at, "tolerance_seconds": planned.tolerance.total_seconds(),
-                "start_at": None, "visit_type": discharged["visit_type"], "time_zone": discharged["time_zone"],
-                "catalogue_version": catalogue.version, "caused_by": event.event_id})
+        self._plan(catalogue, plan_after_care(catalogue, discharged["discharged_at"], discharged["time_zone"]),
+                   {**discharged, "start_at": None})
 
     # --- billing's facts ----------------------------------------------------------------------------------
 
@@ -377,11 +373,17 @@ class NotificationsService(RpcServiceBase):
             return
         start_at = as_utc(appointment["start_at"])
         catalogue = MESSAGE_CATALOGUE.effective_at()
-        for planned in plan_visit_reminders(catalogue, start_at, appointment["visit_type"], appointment["time_zone"]):
-            delivery_log.plan_reminder(db, {
-                "_id": delivery_log.reminder_id(appointment_id, planned.kind, start_at),
-                "appointment_id": appointment_id, "patient_id": appointment["patient_id"], "kind": planned.kind,
-                "due_at": planned.due_at, "tolerance_seconds": planned.tolerance.total_seconds(),
-                "start_at": start_at, "visit_type": appointment["visit_type"],
-                "time_zone": appointment["time_zone"], "catalogue_version": catalogue.version})
+        self._plan(catalogue, plan_visit_reminders(catalogue, start_at, appointment["visit_type"],
+                                                   appointment["time_zone"]),
+                   {**appointment, "appointment_id": appointment_id, "start_at": start_at})
         delivery_log.drop_reminders(db, appointment_id, "the visit moved", keep_start_at=start_at)
+
+    def _plan(self, catalogue: Any, reminders: list[PlannedReminder], visit: dict[str, Any]) -> None:
+        """Store planned reminders, each once (its id derives from the visit, its kind and start time)."""
+        for planned in reminders:
+            delivery_log.plan_reminder(self.store.db, {
+                "_id": delivery_log.reminder_id(visit["appointment_id"], planned.kind, visit["start_at"]),
+                "appointment_id": visit["appointment_id"], "patient_id": visit["patient_id"], "kind": planned.kind,
+                "due_at": planned.due_at, "tolerance_seconds": planned.tolerance.total_seconds(),
+                "start_at": visit["start_at"], "visit_type": visit["visit_type"], "time_zone": visit["time_zone"],
+                "catalogue_version": catalogue.version})
