@@ -6,13 +6,12 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from nameko.rpc import rpc
-
 import services.billing.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
 from chassis.events import Event
 from chassis.ids import derived_id
 from chassis.pagination import fetch_page
+from chassis.rpc import rpc
 from chassis.service import RpcServiceBase
 from chassis.store import Store
 from chassis.subscriber import subscribe

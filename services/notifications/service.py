@@ -13,12 +13,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from nameko.rpc import rpc
-
 from chassis.clock import as_utc, utcnow
 from chassis.errors import InvalidInput
 from chassis.events import Event
 from chassis.pagination import fetch_page
+from chassis.rpc import rpc
 from chassis.service import RpcServiceBase
 from chassis.store import Store
 from chassis.subscriber import subscribe
@@ -163,7 +162,7 @@ class NotificationsService(RpcServiceBase):
         self._tell_patient(event, "visit.en_route", expires_at=event.payload["arrival_to"])
 
     @subscribe("scheduling", "visit.discharged", VisitDischarged)
-    def plan_after_care(self, event: Event) -> None:
+    def follow_up_discharge(self, event: Event) -> None:
         discharged = event.payload
         catalogue = MESSAGE_CATALOGUE.effective_at()
         self._plan(catalogue, plan_after_care(catalogue, discharged["discharged_at"], discharged["time_zone"]),

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
 from pymongo.errors import DuplicateKeyError
 
 import services.scheduling.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
 from chassis.pagination import fetch_page
-from chassis.rpc import TimedRpcProxy
+from chassis.rpc import TimedRpcProxy, rpc
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from services.scheduling.dependencies import create_indexes, load_calendar
