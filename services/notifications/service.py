@@ -35,7 +35,7 @@ from services.notifications.domain import (
     too_late,
 )
 from services.notifications.exceptions import ContactUnknown, PatientUnknown
-from services.notifications.rendering import Templates
+from services.notifications.rendering import Content, HealthDetailInText, Templates
 from services.notifications.schemas import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -242,8 +242,16 @@ class NotificationsService(RpcServiceBase):
         if message.get("expires_at") and as_utc(message["expires_at"]) < now:
             delivery_log.mark_failed(db, message, "no longer of use: it expired before it could be sent", "skipped")
             return True
+        if message["attempts"] > self.channels.retry.max_attempts:  # its senders kept dying mid-send
+            delivery_log.mark_failed(db, message, f"gave up: {message.get('last_error') or 'no outcome recorded'}")
+            return True
         try:
-            provider_id = self.channels.send(message)
+            try:
+                provider_id = self.channels.send(message)
+            except DeliveryFailed:
+                raise
+            except Exception as unexpected:  # a bug or an odd answer: retried like a transient failure
+                raise DeliveryFailed(f"unexpected error: {unexpected!r}") from unexpected
         except DeliveryFailed as exc:
             wait = None if exc.permanent else self.channels.retry.delay(message["attempts"])
             if wait is None:
@@ -350,12 +358,17 @@ class NotificationsService(RpcServiceBase):
     def _record(self, cause: str, catalogue: Any, kind: str, channel: str, to: str, values: dict[str, Any],
                 locale: str | None, patient_id: str | None, about: str, not_before: datetime,
                 expires_at: datetime | None = None, calendar: str | None = None) -> None:
-        content = TEMPLATES.render(catalogue, kind, channel, locale, values)
+        refused = {}
+        try:
+            content = TEMPLATES.render(catalogue, kind, channel, locale, values)
+        except HealthDetailInText as exc:  # a value (a name, say) would put a health word in a text: never sent
+            content, refused = Content(""), {"status": "failed", "last_error": f"refused: {exc}"}
         delivery_log.record(self.store.db, {
             "_id": delivery_log.delivery_id(cause, kind, channel, to), "patient_id": patient_id, "about": about,
             "kind": kind, "channel": channel, "to": to, "subject": content.subject, "body": content.text,
             "html": content.html, "calendar": calendar, "not_before": not_before, "expires_at": expires_at,
-            "templates_version": catalogue.version, "locale": TEMPLATES.locale_for(locale), "caused_by": cause})
+            "templates_version": catalogue.version, "locale": TEMPLATES.locale_for(locale), "caused_by": cause,
+            **refused})
 
     def _calendar(self, event: Event) -> str:
         visit = event.payload

@@ -149,10 +149,11 @@ def event(producer: str, event_type: str, payload: dict) -> dict:
 
 
 def registered(patient_id: str = "pat_ana", sms_opt_in: bool = True, first_name: str = "Ana",
-               time_zone: str = "America/Denver", email_address: str | None = None) -> dict:
+               time_zone: str = "America/Denver", email_address: str | None = None,
+               phone: str = "+13035550100") -> dict:
     return event("intake", "patient.registered", {
         "patient_id": patient_id, "first_name": first_name,
-        "email": email_address or f"{first_name.lower()}@example.com", "phone": "+13035550100",
+        "email": email_address or f"{first_name.lower()}@example.com", "phone": phone,
         "time_zone": time_zone, "sms_opt_in": sms_opt_in})
 
 

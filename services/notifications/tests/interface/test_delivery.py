@@ -197,3 +197,23 @@ def test_operators_list_the_messages_that_failed(notifications, publish, db, ser
     args = parser.parse_args(["messages", "list", "--json"])
     assert args.run(args) == 0
     assert {m["status"] for m in json.loads(capsys.readouterr().out)} == {"sent", "failed"}
+
+
+def test_a_message_a_value_would_fill_with_a_health_word_is_recorded_as_refused_and_never_sent(
+        notifications, publish, db, mail_server):
+    known(notifications, publish, registered(first_name="Ketamine", time_zone=DAYTIME))  # "Welcome, Ketamine"
+
+    [refused] = list(db.messages.find({"kind": "patient.registered"}))
+    assert refused["status"] == "failed" and "ketamine" in refused["last_error"] and refused["subject"] is None
+    publish(booked(VISIT_START))
+    wait_for(lambda: sent(db, kind="appointment.booked", channel="email"))  # nothing else held up
+    assert [m["Subject"] for m in mail_server.received()] == ["Your appointment is confirmed"]
+
+
+def test_a_number_the_provider_refuses_fails_at_once_with_its_reason(notifications, publish, db):
+    known(notifications, publish, registered(time_zone=DAYTIME, phone="303-555-0100"))
+    publish(booked(VISIT_START))
+
+    [failed] = wait_for(lambda: list(db.messages.find({"status": "failed"})))
+    assert (failed["channel"], failed["attempts"]) == ("sms", 1)
+    assert "400" in failed["last_error"] and "not a valid phone number" in failed["last_error"]
