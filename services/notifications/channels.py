@@ -60,6 +60,10 @@ class SmtpSettings:
     password: str = ""
     sender: str = "Home Care Visits <no-reply@example.com>"
     timeout_seconds: float = 10.0
+    ca_file: str = ""  # a CA bundle to trust instead of the system's (an internal relay's own CA)
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file or None)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SmtpSettings | None:
@@ -70,7 +74,8 @@ class SmtpSettings:
             raise ValueError(f"SMTP_SECURITY must be starttls, tls or none, not {security!r}")
         return cls(str(config["SMTP_HOST"]), int(config.get("SMTP_PORT") or 587), security,
                    str(config.get("SMTP_USERNAME") or ""), str(config.get("SMTP_PASSWORD") or ""),
-                   str(config.get("MAIL_FROM") or cls.sender), float(config.get("SMTP_TIMEOUT_SECONDS") or 10))
+                   str(config.get("MAIL_FROM") or cls.sender), float(config.get("SMTP_TIMEOUT_SECONDS") or 10),
+                   str(config.get("SMTP_CA_FILE") or ""))
 
 
 class SmtpMailer:
@@ -99,15 +104,17 @@ class SmtpMailer:
         try:
             if settings.security == "tls":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_seconds,
-                                                        context=ssl.create_default_context())
+                                                        context=settings.tls_context())
             else:
                 client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
             with client:
                 if settings.security == "starttls":
-                    client.starttls(context=ssl.create_default_context())
+                    client.starttls(context=settings.tls_context())
                 if settings.username:
                     client.login(settings.username, settings.password)
                 client.send_message(message)
+        except smtplib.SMTPAuthenticationError as exc:  # the settings are wrong: retried until they are fixed
+            raise DeliveryFailed(f"the mail server refused the login: {exc.smtp_code} {_text(exc.smtp_error)}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             raise DeliveryFailed(f"the mail server refused {delivery['to']}: {code} {_text(reply)}",
