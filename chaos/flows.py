@@ -106,7 +106,7 @@ def register_and_book(client: Client, journal: Journal) -> None:
     patient_id = registered.json()["id"]
     journal.accept("registration", {"id": patient_id, "key": key})
 
-    day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 5))
+    day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 30))
     start_at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=random.choice([17, 18, 19, 20]))
     booking = {"patient_id": patient_id, "visit_type": "iv-mood", "start_at": start_at.isoformat()}
     key = f"book-{uuid.uuid4().hex}"

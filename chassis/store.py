@@ -71,8 +71,9 @@ class StoreSession:
 
     @property
     def operation_key(self) -> str | None:
-        """The key of the client operation this worker serves (set by the gateway on creating routes from the
-        ``Idempotency-Key``, or its own request id): the same operation retried carries the same key."""
+        """The key of the client operation this worker serves (set by the gateway on creating routes: a hash of
+        the caller, the route and the ``Idempotency-Key``, else an id the gateway makes for the request): the
+        same operation retried carries the same key."""
         return self.context_data.get(OPERATION_KEY)
 
     def creation_id(self, prefix: str, *parts: str) -> str:

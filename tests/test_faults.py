@@ -1,5 +1,8 @@
 """Faults a real deployment meets, injected into the real processes.
 
+- A scheduling process dies right after it stored a booking, before it could answer: the broker hands the
+  request to another scheduling process, which finds the booking the first one made (the appointment id
+  derives from the client operation) instead of booking the next nurse. One appointment, one invoice.
 - The broker raises a memory alarm and blocks every publisher: a request through the gateway still ends
   within its RPC deadline, as a 504 with Retry-After, instead of hanging. This one runs on a broker node of
   its own (``deploy/broker_node.py``), so the alarm disturbs nothing else on the machine.
@@ -11,6 +14,7 @@ import os
 import random
 import string
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import eventlet
@@ -40,6 +44,43 @@ def _a_visit_to_book(platform: EndToEndPlatform, state: str) -> tuple[str, dict]
                             json={**DANA, "email": f"{nurse}-{time.time_ns()}@example.com"}).json()["id"]
     start_at = (datetime.now(UTC) + timedelta(days=8)).replace(hour=17, minute=0, second=0, microsecond=0)
     return patient, {"patient_id": patient, "visit_type": "iv-mood", "start_at": start_at.isoformat()}
+
+
+def test_a_scheduling_process_killed_right_after_its_insert_leaves_one_appointment_and_one_invoice(
+        vhost, mongo_uri, tmp_path):
+    with fresh_databases(mongo_uri, tag="k") as prefix:
+        platform = _platform(f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}", mongo_uri, prefix, tmp_path,
+                             RPC_TIMEOUT_SECONDS="30", IDEMPOTENCY_LEASE_SECONDS="60")
+        for name in ("intake", "billing", "notifications", "gateway"):
+            platform.start(name)
+        platform.start("scheduling", label="scheduling-doomed",
+                       env={"INFUSION_FAULTS": "after_insert:appointments:kill"})
+        try:
+            wait_for(lambda: _answers(platform), timeout=90, interval=0.3)
+            patient, booking = _a_visit_to_book(platform, "CO")
+            headers = {**platform.token("patient", patient), "Idempotency-Key": "book-once"}
+            with ThreadPoolExecutor(1) as pool:
+                answer = pool.submit(requests.post, f"{platform.url}/v1/appointments", json=booking,
+                                     headers=headers, timeout=90)
+                doomed = platform.processes["scheduling-doomed"]
+                wait_for(lambda: doomed.poll() is not None, timeout=60)  # it stored the booking, then died
+                platform.processes.pop("scheduling-doomed")
+                platform.start("scheduling", label="scheduling-survivor")  # receives the redelivered request
+                response = answer.result()
+
+            assert response.status_code == 201, response.text
+            finance = platform.token("finance", "fin")
+            invoices = wait_for(lambda: requests.get(f"{platform.url}/v1/invoices", headers=finance, timeout=30,
+                                                     params={"patient_id": patient}).json()["items"], timeout=60)
+            appointments = requests.get(f"{platform.url}/v1/appointments", params={"patient_id": patient},
+                                        headers=platform.token("admin", "ops"), timeout=30).json()["items"]
+            assert [a["id"] for a in appointments] == [response.json()["id"]]
+            assert appointments[0]["nurse_id"] == "nur_first"  # not the next nurse: the first booking stands
+            time.sleep(1)  # a second invoice, if any, would have been written by now
+            assert len(requests.get(f"{platform.url}/v1/invoices", headers=finance, timeout=30,
+                                    params={"patient_id": patient}).json()["items"]) == len(invoices) == 1
+        finally:
+            platform.stop()
 
 
 def _answers(platform: EndToEndPlatform) -> bool:
