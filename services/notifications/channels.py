@@ -14,7 +14,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import requests
@@ -89,7 +89,8 @@ class SmtpMailer:
         message["To"] = delivery["to"]
         message["Subject"] = delivery["subject"]
         message["Date"] = format_datetime(utcnow())
-        message["Message-ID"] = make_msgid(idstring=delivery["_id"])
+        # the same record always has the same Message-ID: a resend after a crash is recognisably the same email
+        message["Message-ID"] = f"<{delivery['_id']}@{parseaddr(self.settings.sender)[1].rpartition('@')[2]}>"
         message.set_content(delivery["body"])
         if delivery.get("html"):
             message.add_alternative(delivery["html"], subtype="html")
