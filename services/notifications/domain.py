@@ -206,7 +206,8 @@ def patient_channels(catalogue: ConfigVersion, kind: str, contact: dict[str, Any
     for channel in settings["channels"]:
         if channel == "sms" and not may_text:
             continue
-        if category != SAFETY and switched.get(channel, {}).get(category) is False:
+        switches = switched.get(channel, {})
+        if category != SAFETY and False in (switches.get(category), switches.get(kind)):
             continue
         chosen.append(channel)
     if category == SAFETY and "email" not in chosen and contact.get("email"):
@@ -214,10 +215,22 @@ def patient_channels(catalogue: ConfigVersion, kind: str, contact: dict[str, Any
     return [(channel, contact["phone"] if channel == "sms" else contact["email"]) for channel in chosen]
 
 
+def preference_key(name: str) -> str:
+    """How a category or a message kind is stored as a key (a store path cannot hold its dots)."""
+    return name.replace(".", "|")
+
+
+def preference_name(key: str) -> str:
+    return key.replace("|", ".")
+
+
 def preference_errors(catalogue: ConfigVersion, preferences: dict[str, Any]) -> dict[str, list[str]]:
-    """Field errors of a preferences document ``{"email": {"billing": false}, "sms": {...}}``."""
+    """Field errors of a preferences document ``{"email": {"billing": false}, "sms": {"reminder.fasting": false}}``:
+    a key is a category (every kind in it) or one message kind."""
     errors: dict[str, list[str]] = {}
     categories = catalogue["categories"]
+    kinds = {kind: settings["category"] for kind, settings in catalogue["kinds"].items()
+             if settings["audience"] == "patient"}
     for channel, switches in preferences.items():
         if channel not in CHANNELS:
             errors[channel] = [f"Unknown channel; use one of {list(CHANNELS)}."]
@@ -227,10 +240,10 @@ def preference_errors(catalogue: ConfigVersion, preferences: dict[str, Any]) -> 
             continue
         for category, value in switches.items():
             field = f"{channel}.{category}"
-            if category == SAFETY:
+            if SAFETY in (category, kinds.get(category)):
                 errors[field] = ["Safety messages cannot be switched off."]
-            elif category not in categories:
-                errors[field] = [f"Unknown category; use one of {categories}."]
+            elif category not in categories and category not in kinds:
+                errors[field] = [f"Unknown category or message kind; categories: {categories}."]
             elif not isinstance(value, bool):
                 errors[field] = ["Must be true or false."]
     return errors

@@ -31,6 +31,8 @@ from services.notifications.domain import (
     plan_after_care,
     plan_visit_reminders,
     preference_errors,
+    preference_key,
+    preference_name,
     send_at,
     too_late,
 )
@@ -281,8 +283,8 @@ class NotificationsService(RpcServiceBase):
         errors = preference_errors(catalogue, preferences)
         if errors:
             raise InvalidInput("unknown or invalid preferences", errors=errors)
-        changes = {f"preferences.{channel}.{category}": value
-                   for channel, switches in preferences.items() for category, value in switches.items()}
+        changes = {f"preferences.{channel}.{preference_key(name)}": value
+                   for channel, switches in preferences.items() for name, value in switches.items()}
         contact = self.store.db.contacts.find_one_and_update(
             {"_id": str(patient_id), "registered": {"$exists": True}}, {"$set": changes} if changes else
             {"$set": {"preferences_seen_at": utcnow()}}, return_document=True)
@@ -325,15 +327,18 @@ class NotificationsService(RpcServiceBase):
     def _preferences_of(catalogue: Any, contact: dict[str, Any]) -> dict[str, Any]:
         switched = contact.get("preferences") or {}
         return {"patient_id": contact["_id"], "sms_stopped": bool(contact.get("sms_stopped")),
-                **{channel: {category: switched.get(channel, {}).get(category, True)
-                             for category in catalogue["categories"]} for channel in ("email", "sms")}}
+                **{channel: {**dict.fromkeys(catalogue["categories"], True),
+                             **{preference_name(key): value for key, value in switched.get(channel, {}).items()}}
+                   for channel in ("email", "sms")}}
 
     def _find_contact(self, patient_id: str) -> dict[str, Any] | None:
         document = self.store.db.contacts.find_one({"_id": patient_id})
         if document is None or "registered" not in document:
             return None
+        preferences = {channel: {preference_name(key): value for key, value in switches.items()}
+                       for channel, switches in (document.get("preferences") or {}).items()}
         return {**document["registered"], **(document.get("updates") or {}), "_id": patient_id,
-                "sms_stopped": document.get("sms_stopped"), "preferences": document.get("preferences")}
+                "sms_stopped": document.get("sms_stopped"), "preferences": preferences}
 
     def _tell_patient(self, event: Event, kind: str, expires_at: datetime | None = None,
                       calendar: str | None = None) -> None:

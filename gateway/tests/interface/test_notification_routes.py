@@ -98,6 +98,7 @@ def test_a_patient_switches_categories_per_channel(platform, patient):
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"sms": {"birthdays": False}}, "sms.birthdays"),
+    ({"email": {"reminder.after_care": False}}, "email.reminder.after_care"),
     ({"sms": {"safety": False}}, "sms.safety"),
     ({"sms": {"reminders": "no"}}, "sms.reminders"),
     ({"fax": {"reminders": False}}, "fax"),
@@ -113,3 +114,10 @@ def test_a_patient_cannot_change_another_patients_preferences(platform, patient)
     answer = platform.put(f"/v1/patients/{patient}/notification-preferences",
                           headers=bearer("patient", "pat_someone_else"), json={"sms": {"reminders": False}})
     assert_problem(answer, 403)
+
+
+def test_a_patient_switches_off_one_message_kind(platform, patient):
+    answer = platform.put(f"/v1/patients/{patient}/notification-preferences", headers=bearer("patient", patient),
+                          json={"sms": {"reminder.fasting": False}})
+    assert answer.status_code == 200, answer.text
+    assert preferences(platform, patient)["sms"]["reminder.fasting"] is False

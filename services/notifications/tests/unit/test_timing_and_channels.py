@@ -127,6 +127,8 @@ def contact(**changes) -> dict:
     ("reminder.day_before", {"preferences": {"sms": {"reminders": False}}}, ["email"]),
     ("reminder.day_before", {"preferences": {"email": {"reminders": False}, "sms": {"reminders": False}}}, []),
     ("reminder.day_before", {"preferences": {"sms": {"billing": False}}}, ["email", "sms"]),  # another category
+    ("reminder.day_before", {"preferences": {"sms": {"reminder.day_before": False}}}, ["email"]),  # this kind
+    ("reminder.fasting", {"preferences": {"sms": {"reminder.day_before": False}}}, ["email", "sms"]),  # another
     ("invoice.created", {}, ["email"]),                                # no SMS template for invoices
     # safety: whatever the switches say; but never a text to a number that sent STOP: email instead
     ("reminder.after_care", {"preferences": {"sms": {"reminders": False}, "email": {"check_in": False}}},
@@ -143,8 +145,14 @@ def test_channels_follow_consent_stop_and_preferences_except_for_safety(kind, ch
 @pytest.mark.parametrize(("preferences", "errors"), [
     ({"sms": {"reminders": False}, "email": {"billing": True}}, {}),
     ({"fax": {"reminders": False}}, {"fax": ["Unknown channel; use one of ['email', 'sms']."]}),
-    ({"sms": {"birthdays": False}}, {"sms.birthdays": [f"Unknown category; use one of {CATALOGUE['categories']}."]}),
+    ({"sms": {"reminder.fasting": False, "offers": False}}, {}),
+    ({"sms": {"birthdays": False}},
+     {"sms.birthdays": [f"Unknown category or message kind; categories: {CATALOGUE['categories']}."]}),
+    ({"sms": {"review.urgent": False}},  # a staff message is no patient's to switch
+     {"sms.review.urgent": [f"Unknown category or message kind; categories: {CATALOGUE['categories']}."]}),
     ({"sms": {"safety": False}}, {"sms.safety": ["Safety messages cannot be switched off."]}),
+    ({"email": {"reminder.after_care": False}},
+     {"email.reminder.after_care": ["Safety messages cannot be switched off."]}),
     ({"sms": {"reminders": "no"}}, {"sms.reminders": ["Must be true or false."]}),
     ({"sms": ["reminders"]}, {"sms": ["Must be an object of category: true or false."]}),
 ])
