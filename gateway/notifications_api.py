@@ -38,7 +38,8 @@ class NotificationPreferences(Schema):
 
 PUT_NOTIFICATION_PREFERENCES = Route(
     "PUT", "/v1/patients/{patient_id}/notification-preferences", "putNotificationPreferences",
-    "Switch message categories or single message kinds on or off per channel (safety messages cannot be switched off)", "patients",
+    "Switch message categories or single message kinds on or off per channel (safety messages cannot be "
+    "switched off)", "patients",
     roles=("patient", "admin"), request_schema=NotificationPreferencesRequest,
     response_schema=NotificationPreferences, errors=(404, *UPSTREAM), phi_resource="notification_preferences")
 GET_NOTIFICATION_PREFERENCES = Route(
