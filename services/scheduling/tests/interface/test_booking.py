@@ -24,6 +24,7 @@ from chassis.errors import InvalidInput, RemoteDomainError
 from chassis.testing import wait_for
 from services.billing.schemas import AppointmentBooked as BillingReadsBooked
 from services.intake.service import IntakeService
+from services.intake.walkthrough import VISIT_DETAILS, clear_over_rpc
 from services.notifications.schemas import AppointmentBooked as NotificationsReadsBooked
 from services.scheduling.dependencies import load_calendar
 from services.scheduling.exceptions import (
@@ -80,13 +81,16 @@ def register(intake):
     numbers = itertools.count(1)
 
     def register_patient(state: str = "CO", time_zone: str = DENVER, date_of_birth: str = "1985-04-02") -> str:
+        """A registered patient, cleared by intake (screened, consented, approved) as an infusion needs."""
         n = next(numbers)
-        return call(intake, "register_patient", {
+        patient_id = call(intake, "register_patient", {
             "first_name": f"Patient{n}", "last_name": "Doe", "email": f"patient{n}@example.com",
             "phone": "+13035550100", "date_of_birth": date_of_birth,
             "address": {"line1": f"{n} Main St", "city": "Somewhere", "state": state, "postal_code": "80202"},
-            "time_zone": time_zone,
+            "time_zone": time_zone, **VISIT_DETAILS,
         })["id"]
+        clear_over_rpc(lambda method, *args, **kwargs: call(intake, method, *args, **kwargs), patient_id)
+        return patient_id
 
     return register_patient
 
