@@ -58,6 +58,18 @@ class Platform:
         self.env["MONGO_URI"] = line.split(" ", 1)[1]
         return self.env["MONGO_URI"]
 
+    def start_helper(self, label: str, module_and_args: list[str]) -> str:
+        """Start ``python -m module args`` (a local stand-in such as the mail server) that prints ``ready
+        ADDRESS`` once it listens; stopped with the rest. Returns the address."""
+        process = subprocess.Popen([sys.executable, "-m", *module_and_args], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=open(self.log_path(label), "a"), text=True, start_new_session=True)
+        line = process.stdout.readline().strip()
+        if not line.startswith("ready "):
+            process.kill()
+            raise ProcessExited(f"{label} did not start (see {self.log_path(label)}): {line!r}")
+        self.processes[label] = process
+        return line.split(" ", 1)[1]
+
     def start(self, name: str, label: str | None = None, env: dict[str, str] | None = None) -> None:
         """Start one process of ``name``; ``label`` names another process of the same service; ``env`` adds
         settings for this process only (e.g. a fault to inject)."""

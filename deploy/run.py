@@ -5,6 +5,9 @@ at a MongoDB already), the four services and the gateway as separate ``nameko ru
 ``/ready`` answers, seeds a few nurses and one demo patient through the public API, writes
 ``.data/demo.env`` (ids and tokens for the README's example) and supervises: Ctrl-C, or any process dying,
 stops every process it started. RabbitMQ is started beforehand by ``deploy/ensure_rabbitmq.sh``.
+
+With no ``SMTP_HOST`` it starts a local mail server (aiosmtpd) keeping every email the platform sends as a file
+under ``.data/mail/``; with no ``SMS_API_BASE``, the SMS provider double keeping every text under ``.data/sms/``.
 """
 
 from __future__ import annotations
@@ -74,6 +77,30 @@ def say(message: str) -> None:
     print(f"[make run] {message}", flush=True)
 
 
+def start_local_outboxes(platform: Platform) -> None:
+    """Where messages go when no real provider is configured: files a new user can read."""
+    if not platform.env.get("SMTP_HOST"):
+        address = platform.start_helper("mail", ["services.notifications.mail_sink", "--port", "0",
+                                                 "--directory", str(DATA / "mail")])
+        host, port = address.split(":")
+        platform.env.update(SMTP_HOST=host, SMTP_PORT=port, SMTP_SECURITY="none")
+        say(f"email: no SMTP_HOST, so every email is kept as a file in .data/mail/ (local SMTP on {address})")
+    else:
+        say(f"email: SMTP on {platform.env['SMTP_HOST']}")
+    if not platform.env.get("SMS_API_BASE"):
+        url = platform.start_helper("sms", ["services.notifications.sms_double", "--port", "0",
+                                            "--directory", str(DATA / "sms")])
+        platform.env.update(SMS_API_BASE=url, SMS_ACCOUNT_SID="AC_demo", SMS_AUTH_TOKEN="demo",
+                            SMS_FROM="+13035550000")
+        say(f"sms: no SMS_API_BASE, so every text is kept as a file in .data/sms/ (provider double on {url})")
+    else:
+        say(f"sms: provider at {platform.env['SMS_API_BASE']}")
+    platform.env.setdefault("ON_CALL_EMAIL", "on-call@clinic.example.com")
+    platform.env.setdefault("QUIET_HOURS", "off")
+    if platform.env["QUIET_HOURS"] == "off":
+        say("quiet hours are off for the demo: every message goes at once (QUIET_HOURS=on make run keeps them)")
+
+
 def main() -> int:
     platform = Platform(default_env(), DATA / "logs")
     stopping = False
@@ -90,6 +117,7 @@ def main() -> int:
         else:
             uri = platform.start_store(int(os.environ.get("MONGO_PORT", "27017")), DATA / "mongo.sqlite3")
             say(f"store: mongoeco on {uri} (data in .data/mongo.sqlite3)")
+        start_local_outboxes(platform)
         platform.start_all()
         say("intake, scheduling, billing, notifications and gateway started (logs in .data/logs/)")
         platform.wait_until_ready()
@@ -97,6 +125,7 @@ def main() -> int:
         say(f"ready: gateway on {platform.url} (API docs at {platform.url}/docs)")
         say(f"demo patient {patient_id}; nurses {', '.join(DEMO_NURSES)}")
         say("try the README's example in another terminal:  source .data/demo.env")
+        say("read what the platform sent: ls .data/mail/ (.eml files) and .data/sms/ (.json files)")
         say("Ctrl-C stops everything")
         while not stopping:
             platform.check_alive()

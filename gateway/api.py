@@ -30,6 +30,7 @@ from datetime import date, datetime
 from functools import partial
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from eventlet.event import Event
 from kombu import Connection
@@ -52,7 +53,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.problems import ProblemError, problem, validation_errors
 from gateway.ratelimit import RateLimiter, RateLimitRule
 from gateway.routes import Route
-from gateway.signatures import SIGNATURE_HEADER, verify_signature
+from gateway.signatures import VERIFIERS, SignedRequest
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +245,7 @@ class GatewayRuntime(SharedExtension):
         self.cors_origins = frozenset(config.get("CORS_ORIGINS") or ())
         self.webhook_secrets = dict(config.get("WEBHOOK_SECRETS") or {})
         self.webhook_tolerance_seconds = int(config.get("WEBHOOK_TOLERANCE_SECONDS", 300))
+        self.public_base_url = str(config.get("PUBLIC_BASE_URL") or "")
         self.trusted_proxies = TrustedProxies.parse(config.get("TRUSTED_PROXIES"))
 
     def stop(self) -> None:
@@ -414,13 +416,19 @@ class ApiEntrypoint(HttpRequestHandler):
 
     def _authenticate(self, request: Request, raw_body: bytes) -> Principal | None:
         if self.route.auth == "signature":
-            verify_signature(raw_body, request.headers.get(SIGNATURE_HEADER),
-                             self.runtime.webhook_secrets.get(self.route.operation_id),
-                             self.runtime.webhook_tolerance_seconds)
+            signed = SignedRequest(self._public_url(request), dict(request.headers), raw_body)
+            VERIFIERS[self.route.signature](signed, self.runtime.webhook_secrets.get(self.route.operation_id),
+                                            self.runtime.webhook_tolerance_seconds)
             return Principal(subject=f"webhook:{self.route.operation_id}", role="webhook")
         if self.route.auth != "bearer":
             return None
         return authenticate(self.runtime.auth, request.headers.get("Authorization"))
+
+    def _public_url(self, request: Request) -> str:
+        """The URL the caller used: behind a proxy, ``PUBLIC_BASE_URL`` gives its scheme and host."""
+        base = self.runtime.public_base_url or request.host_url
+        query = request.query_string.decode()
+        return base.rstrip("/") + request.path + (f"?{query}" if query else "")
 
     @property
     def _takes_body(self) -> bool:
@@ -434,8 +442,8 @@ class ApiEntrypoint(HttpRequestHandler):
             raise BodyTooLarge(f"The body may not exceed {limit} bytes.")
         request.max_content_length = limit
         mimetype = request.mimetype
-        if mimetype and mimetype != "application/json":
-            raise UnsupportedMediaType("Send the body as application/json.")
+        if mimetype and mimetype != self.route.content_type:
+            raise UnsupportedMediaType(f"Send the body as {self.route.content_type}.")
         try:
             return request.get_data(cache=True)
         except HTTPException as exc:
@@ -445,12 +453,21 @@ class ApiEntrypoint(HttpRequestHandler):
         """The body as the route's schema loads it (a webhook without a schema: the JSON object as sent)."""
         if not self._takes_body:
             return {}
+        if self.route.body_type == "form":
+            try:
+                document: Any = dict(parse_qsl(raw_body.decode(), keep_blank_values=True))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise MalformedBody("The body is not a valid form.") from exc
+            return self._validated(document)
         try:
             document = json.loads(raw_body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedBody("The body is not valid JSON.") from exc
         if not isinstance(document, dict):
             raise InvalidBody([{"field": "", "reason": "The body must be a JSON object."}])
+        return self._validated(document)
+
+    def _validated(self, document: dict[str, Any]) -> dict[str, Any]:
         if self.route.request_schema is None:
             return document
         try:

@@ -14,10 +14,12 @@ from marshmallow import Schema
 from gateway.pagination import PageQuerySchema
 from gateway.problems import PROBLEM_CONTENT_TYPE, ProblemSchema
 from gateway.routes import Route
+from gateway.signatures import SIGNATURE_HEADERS
 
 OPENAPI_VERSION = "3.0.3"
 BEARER_SCHEME = "bearerAuth"
-SIGNATURE_SCHEME = "webhookSignature"
+SIGNATURE_SCHEME = "webhookSignature"  # Stripe's
+TWILIO_SIGNATURE_SCHEME = "twilioSignature"
 RETRY_AFTER_STATUSES = (409, 429, 503)
 STATIC_DIR = Path(__file__).parent / "static"
 DOCS_ASSETS = {
@@ -71,6 +73,9 @@ def _add_shared_components(spec: APISpec, signature_header: str, require_idempot
     )
     spec.components.security_scheme(
         SIGNATURE_SCHEME, {"type": "apiKey", "in": "header", "name": signature_header}
+    )
+    spec.components.security_scheme(
+        TWILIO_SIGNATURE_SCHEME, {"type": "apiKey", "in": "header", "name": SIGNATURE_HEADERS["twilio"]}
     )
     spec.components.schema("Problem", schema=ProblemSchema)
     spec.components.parameter(
@@ -126,7 +131,7 @@ class _OperationBuilder:
         if route.request_schema is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": route.request_schema}},
+                "content": {route.content_type: {"schema": route.request_schema}},
             }
         for status in sorted(set(route.error_statuses) | set(self.common_errors)):
             operation["responses"][str(status)] = self._problem(status)
@@ -137,7 +142,7 @@ class _OperationBuilder:
         if route.auth == "bearer":
             return [{BEARER_SCHEME: []}]
         if route.auth == "signature":
-            return [{SIGNATURE_SCHEME: []}]
+            return [{TWILIO_SIGNATURE_SCHEME if route.signature == "twilio" else SIGNATURE_SCHEME: []}]
         return []
 
     def _parameters(self, route: Route) -> list[Any]:

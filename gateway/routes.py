@@ -14,6 +14,8 @@ from gateway.auth import ROLES
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 AUTH_KINDS = ("bearer", "none", "signature")
+SIGNATURE_SCHEMES = ("stripe", "twilio")  # gateway.signatures.VERIFIERS
+BODY_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DEFAULT_AUDIT_ACTIONS = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 
@@ -38,6 +40,10 @@ class Route:
     idempotent: bool = False
     auth: str = "bearer"
     phi_action: str | None = None
+    #: For ``auth="signature"``: whose signature scheme the webhook is checked by.
+    signature: str = "stripe"
+    #: How the body is encoded: "json", or "form" (application/x-www-form-urlencoded, as Twilio posts).
+    body_type: str = "json"
 
     def __post_init__(self) -> None:
         problems = []
@@ -54,6 +60,10 @@ class Route:
             problems.append("a bearer route must name the roles allowed to call it")
         if self.auth != "bearer" and self.roles:
             problems.append("only bearer routes have roles")
+        if self.signature not in SIGNATURE_SCHEMES:
+            problems.append(f"signature must be one of {SIGNATURE_SCHEMES}")
+        if self.body_type not in BODY_TYPES:
+            problems.append(f"body_type must be one of {sorted(BODY_TYPES)}")
         if self.phi_action is not None and self.phi_action not in ACTIONS:
             problems.append(f"phi_action must be one of {ACTIONS}")
         if self.idempotent and self.method != "POST":
@@ -104,6 +114,10 @@ class Route:
     def allows(self, role: str | None) -> bool:
         """Whether a caller with ``role`` may call this route."""
         return self.is_public or role in self.roles
+
+    @property
+    def content_type(self) -> str:
+        return BODY_TYPES[self.body_type]
 
     @property
     def werkzeug_rule(self) -> str:

@@ -137,16 +137,26 @@ class InvoiceQuerySchema(PageQuerySchema):
 
 
 class MessageSchema(Schema):
+    """One entry of the delivery log: one message of one kind, on one channel, to one recipient."""
+
     id = fields.String(required=True)
     patient_id = fields.String(required=True)
-    kind = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"example": "appointment.booked"})
     channel = fields.String(required=True, validate=validate.OneOf(["email", "sms"]))
     to = fields.String(required=True)
     subject = fields.String(allow_none=True)
     body = fields.String(required=True)
-    status = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["pending", "sending", "sent", "failed", "skipped"]),
+                           metadata={"description": "pending (waiting for its moment or a retry), sending, sent, "
+                                                    "failed (every attempt used, or refused), skipped (too late)"})
+    attempts = fields.Integer(required=True)
+    provider_message_id = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    not_before = fields.DateTime(required=True, metadata={"description": "not sent before (quiet hours, retries)"})
+    sent_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(required=True)
     templates_version = fields.String(required=True)
+    caused_by = fields.String(required=True, metadata={"description": "the event or reminder that caused it"})
 
 
 class NurseSchema(Schema):

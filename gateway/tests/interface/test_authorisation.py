@@ -19,6 +19,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from nameko.testing.utils import get_container
@@ -26,6 +27,7 @@ from nameko.web.handlers import HttpRequestHandler
 
 from gateway.endpoints import ROUTES
 from gateway.service import GatewayService
+from gateway.signatures import twilio_signature
 from gateway.tests.interface.support import Platform, as_json, assert_problem, bearer, registration
 
 ROLES = ("patient", "clinician", "nurse", "finance", "admin")
@@ -86,7 +88,8 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 def scheme(operation: dict[str, Any]) -> str:
     """How an operation authenticates, from its ``security``: none, bearer or signature."""
     names = {name for requirement in operation.get("security") or [] for name in requirement}
-    known = {frozenset(): "none", frozenset({"bearerAuth"}): "bearer", frozenset({"webhookSignature"}): "signature"}
+    known = {frozenset(): "none", frozenset({"bearerAuth"}): "bearer", frozenset({"webhookSignature"}): "signature",
+             frozenset({"twilioSignature"}): "signature"}
     return known.get(frozenset(names), f"unknown security {sorted(names)}: teach this matrix how to call it")
 
 
@@ -144,6 +147,7 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "bookAppointment": lambda: booking_body(platform, world),
         "putNurse": lambda: {"name": "Matrix Nurse, RN", "licensed_states": ["CO"]},
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
+        "putNotificationPreferences": lambda: {"sms": {"reminders": True}},
         "updatePatient": lambda: {"phone": "+13035550199"},
         "submitScreening": lambda: {"instrument": "gad-7", "answers": {f"gad7_{n}": 1 for n in range(1, 8)}},
         "recordReferral": lambda: {"clinician_name": "Dr. Matrix", "npi": "1234567893", "icd10_codes": ["F33.1"],
@@ -170,6 +174,13 @@ def call(platform: Platform, world: World, method: str, path: str, operation: di
             return "takes a body but example_body() has none for it"
     elif scheme(operation) == "signature":
         body = {"id": "evt_matrix", "type": "matrix.test"}
+    if "twilioSignature" in str(operation.get("security")):  # Twilio posts a form, signed over URL and fields
+        form = {"From": "+13035550111", "To": "+13035550000", "Body": "HELP", "MessageSid": "SM_matrix"}
+        headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+        if signed:
+            headers["X-Twilio-Signature"] = twilio_signature(platform.url + path.format(**values), form,
+                                                             WEBHOOK_SECRET)
+        return platform.request(method, path.format(**values), headers=headers, data=urlencode(form))
     data = json.dumps(body).encode() if body is not None else None
     headers = {**headers, **({"Content-Type": "application/json"} if data is not None else {})}
     if signed:

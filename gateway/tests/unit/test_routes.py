@@ -103,6 +103,8 @@ def test_allows_only_listed_roles() -> None:
         {"idempotent": True},
         {"response_status": 404},
         {"errors": (302,)},
+        {"signature": "paypal"},
+        {"body_type": "xml"},
     ],
     ids=[
         "lowercase-method",
@@ -116,6 +118,8 @@ def test_allows_only_listed_roles() -> None:
         "idempotent-get",
         "error-as-success",
         "redirect-as-error",
+        "unknown-signature-scheme",
+        "unknown-body-type",
     ],
 )
 def test_route_refuses_inconsistent_declarations(overrides: dict) -> None:
@@ -140,3 +144,8 @@ def test_index_routes_by_operation_id() -> None:
 def test_index_routes_refuses_duplicates(duplicate: Route) -> None:
     with pytest.raises(ValueError, match="duplicate"):
         index_routes([_route(), duplicate])
+
+
+def test_a_route_takes_json_unless_it_says_form() -> None:
+    assert _route().content_type == "application/json"
+    assert _route(body_type="form").content_type == "application/x-www-form-urlencoded"
