@@ -10,7 +10,8 @@ gateways. Load workers run the client flows (``chaos.flows``) through the gatewa
 - RabbitMQ is restarted once (``stop_app``/``start_app``), every client connection is closed once, and a
   memory alarm blocks every publisher for a few seconds;
 - the store process is restarted once;
-- a few poison events (that no handler can ever read) are put in handler queues.
+- a few poison events (that no handler can ever read) are put in handler queues;
+- the SMS provider double answers 503 for a while, and the mail server is down for a few seconds.
 
 When the load stops it waits for the platform to settle (outboxes and queues empty), reads the stores and
 prints each invariant (``chaos.invariants``) as a figure against its target. The exit status is non-zero
@@ -36,7 +37,7 @@ import requests
 from kombu import Connection, Exchange
 
 from chaos.flows import FLOWS, Client, Journal
-from chaos.invariants import INVARIANTS, Figure, Stores
+from chaos.invariants import INVARIANTS, UNDELIVERED, Figure, Stores
 from chassis.clock import isoformat, utcnow
 from chassis.dlq import DeadLetter, DeadLetterQueue
 from deploy.broker_node import BrokerNode
@@ -52,6 +53,9 @@ SETTINGS = {
     "EVENT_RETRY_DELAYS": "[0.5, 1, 2, 4, 8, 15, 30, 30, 30, 30]", "PUBLISH_TIMEOUT_SECONDS": "3",
     "RATE_LIMIT_DEFAULT": "100000/60", "RATE_LIMIT_REGISTER": "100000/3600", "RATE_LIMIT_BOOK": "100000/3600",
     "MONGO_TIMEOUT_MS": "3000", "LOG_LEVEL": "INFO", "JWT_SECRET": JWT_SECRET,
+    "QUIET_HOURS": "off", "ON_CALL_EMAIL": "on-call@clinic.example.com", "SMTP_SECURITY": "none",
+    "SMS_ACCOUNT_SID": "AC_chaos", "SMS_AUTH_TOKEN": "chaos", "SMS_FROM": "+13035550000",
+    "DELIVERY_FIRST_RETRY_SECONDS": "1", "DELIVERY_LONGEST_RETRY_SECONDS": "10", "DELIVERY_MAX_ATTEMPTS": "30",
 }
 
 
@@ -103,6 +107,7 @@ class ChaosRun:
         try:
             self.store_port = free_port()
             self.mongo_uri = self.platform.start_store(self.store_port, self.work_dir / "store.sqlite3")
+            self._start_outboxes()
             self._start_processes()
             self._seed()
             figures = self._drive_and_measure()
@@ -111,6 +116,19 @@ class ChaosRun:
             self.platform.stop()
             self.node.delete_vhost(self.vhost)
         return self._report(figures)
+
+    def _start_outboxes(self) -> None:
+        """The mail server and the SMS provider double, keeping what they receive as files to count."""
+        self.mail_port = free_port()
+        self._start_mail()
+        self.sms_url = self.platform.start_helper("sms", [
+            "services.notifications.sms_double", "--port", str(free_port()), "--directory", str(self.work_dir / "sms"),
+            "--account-sid", SETTINGS["SMS_ACCOUNT_SID"], "--auth-token", SETTINGS["SMS_AUTH_TOKEN"]])
+        self.platform.env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(self.mail_port), SMS_API_BASE=self.sms_url)
+
+    def _start_mail(self) -> None:
+        self.platform.start_helper("mail", ["services.notifications.mail_sink", "--port", str(self.mail_port),
+                                            "--directory", str(self.work_dir / "mail")])
 
     def _start_processes(self) -> None:
         for service in SERVICE_CLASSES:
@@ -210,8 +228,9 @@ class ChaosRun:
 
     def _one_off_faults(self, ends: float) -> None:
         start = ends - self.seconds
-        plan = [(0.15, self._poison), (0.25, self._restart_broker), (0.4, self._close_connections),
-                (0.5, self._poison), (0.55, self._memory_alarm), (0.7, self._restart_store), (0.8, self._poison)]
+        plan = [(0.15, self._poison), (0.25, self._restart_broker), (0.35, self._sms_provider_failing),
+                (0.4, self._close_connections), (0.5, self._poison), (0.55, self._memory_alarm),
+                (0.65, self._mail_server_down), (0.7, self._restart_store), (0.8, self._poison)]
         for fraction, fault in plan:
             while time.monotonic() < start + fraction * self.seconds:
                 if self.stopping.is_set():
@@ -251,6 +270,20 @@ class ChaosRun:
         self.platform.start_store(self.store_port, self.work_dir / "store.sqlite3")
         self.faults.append("store restarted")
 
+    def _sms_provider_failing(self) -> None:
+        say("fault: the SMS provider answers 503 to the next 15 texts")
+        requests.post(f"{self.sms_url}/control", json={"fail_next": 15}, timeout=5).raise_for_status()
+        self.faults.append("SMS provider failing for 15 texts")
+
+    def _mail_server_down(self) -> None:
+        say("fault: the mail server is down for 5 s")
+        mail = self.platform.processes.pop("mail")
+        mail.kill()
+        mail.wait()
+        time.sleep(5)
+        self._start_mail()
+        self.faults.append("mail server down for 5 s")
+
     def _poison(self) -> None:
         """An event no handler can ever read (a version nobody knows), straight into a handler's queue."""
         queue = POISON_QUEUES[self.poison_injected % len(POISON_QUEUES)]
@@ -279,6 +312,7 @@ class ChaosRun:
                 db = client[f"chaos_{service}"]
                 for name in db.list_collection_names():
                     waiting += db[name].count_documents({"outbox.0": {"$exists": True}})
+            waiting += client["chaos_notifications"].messages.count_documents(UNDELIVERED)
         finally:
             client.close()
         return waiting

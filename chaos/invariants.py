@@ -93,11 +93,40 @@ def invoices_per_appointment(stores: Stores, journal: Journal, run: Any) -> Figu
                   f"{len(appointments)} appointments, {sum(invoices.values())} invoices")
 
 
+#: Messages recorded but not yet delivered (nor given up): none may be left once the platform has settled.
+UNDELIVERED = {"status": {"$in": ["pending", "sending"]}}
+
+
 def messages_per_event_channel_recipient(stores: Stores, journal: Journal, run: Any) -> Figure:
-    sent = Counter((m.get("caused_by"), m.get("channel"), m.get("to"))
-                   for m in stores.notifications.messages.find({}, {"caused_by": 1, "channel": 1, "to": 1}))
-    return Figure("most messages for one (event, channel, recipient)", max(sent.values(), default=1), 1,
-                  f"{sum(sent.values())} messages")
+    recorded = Counter((m.get("caused_by"), m.get("kind"), m.get("channel"), m.get("to")) for m in
+                       stores.notifications.messages.find({}, {"caused_by": 1, "kind": 1, "channel": 1, "to": 1}))
+    return Figure("most messages for one (event, kind, channel, recipient)", max(recorded.values(), default=1), 1,
+                  f"{sum(recorded.values())} messages recorded")
+
+
+def messages_not_delivered(stores: Stores, journal: Journal, run: Any) -> Figure:
+    statuses = Counter(m["status"] for m in stores.notifications.messages.find({}, {"status": 1}))
+    return Figure("messages still waiting after the outages", statuses["pending"] + statuses["sending"], 0,
+                  ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())))
+
+
+def messages_received_vs_sent(stores: Stores, journal: Journal, run: Any) -> list[Figure]:
+    """What the mail server and the SMS provider received, against the delivery log: each sent message
+    arrived, nothing arrived twice (an email is known by its Message-ID, which is its record's id)."""
+    import email
+    import json
+
+    sent = Counter(m["channel"] for m in stores.notifications.messages.find({"status": "sent"}, {"channel": 1}))
+    mail_ids = Counter()
+    for path in (run.work_dir / "mail").glob("*.eml"):
+        mail_ids[email.message_from_bytes(path.read_bytes()).get("Message-ID", path.name)] += 1
+    texts = [json.loads(path.read_text()) for path in (run.work_dir / "sms").glob("*.json")]
+    return [Figure("emails received more than once", sum(1 for n in mail_ids.values() if n > 1), 0,
+                   f"{sum(mail_ids.values())} received"),
+            Figure("emails sent but not received, or received but not sent", abs(sent["email"] - len(mail_ids)), 0,
+                   f"{sent['email']} sent, {len(mail_ids)} distinct received"),
+            Figure("texts sent but not received, or received more than sent", abs(sent["sms"] - len(texts)), 0,
+                   f"{sent['sms']} sent, {len(texts)} received")]
 
 
 def events_left_in_outboxes(stores: Stores, journal: Journal, run: Any) -> Figure:
@@ -139,5 +168,5 @@ def bookings_of_patients_not_eligible_then(stores: Stores, journal: Journal, run
 INVARIANTS: list[Callable[[Stores, Journal, Any], Figure | list[Figure]]] = [
     accepted_registrations_lost, accepted_bookings_lost, appointments_per_booking_key, overlapping_visits,
     invoices_per_appointment, messages_per_event_channel_recipient, events_left_in_outboxes, dead_letters_vs_poison,
-    bookings_of_patients_not_eligible_then,
+    bookings_of_patients_not_eligible_then, messages_not_delivered, messages_received_vs_sent,
 ]
