@@ -30,8 +30,9 @@ INVENTORY = inventory()
 #: Where the compose file and the Kubernetes base deliberately differ from the code's default, and why. Everything
 #: else they set is the default of the process's config.yml, so a default changed in the code is changed here too.
 #: ConfigMaps of clinic configuration (mounted as files over services/<service>/config, sub-folders included).
-CLINIC_CONFIG_PREFIXES = tuple(f"{service}-clinic-config" for service in ("intake", "scheduling", "billing",
-                                                                           "notifications")) + ("intake-consent-texts",)
+CLINIC_CONFIG_PREFIXES = (*(f"{service}-clinic-config" for service in ("intake", "scheduling", "billing",
+                                                                       "notifications")),
+                          "intake-consent-texts", "notifications-templates")
 
 DELIBERATE = {
     "AMQP_URI": "the deployment's broker",
