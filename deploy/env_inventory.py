@@ -37,6 +37,9 @@ NOT_DEPLOYED = {
 #: a deployment must not set one empty, except these, whose code takes null as "none" (the variable, and why).
 EMPTY_IS_NULL = {
     "JWT_PUBLIC_KEY": "null means no RS256 key (gateway/auth.py _pem), which is what an HS256 deployment wants",
+    "SMTP_CA_FILE": "null means the system's CA bundle (services/notifications/channels.py SmtpSettings), which is "
+                    "what a public e-mail provider needs",
+    "SMTP_USERNAME": "read raw (!raw_env_var): empty stays empty, no login, which staging's mail sink wants",
 }
 
 

@@ -7,6 +7,7 @@ import argparse
 import importlib
 import importlib.util
 import re
+from unittest import mock
 
 import pytest
 
@@ -26,7 +27,7 @@ from deploy.tests.manifests import (
 from infusion.cli import build_parser
 
 ARGUMENTS, STAGES = dockerfile_stages()
-DOUBLES = ("stripe-double", "sms-double")
+DOUBLES = ("stripe-double", "sms-double", "mail-sink")
 TARGETS = (*PROCESSES, *DOUBLES)
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|gcc|g\+\+|make|build-essential|pip install)\b")
 #: Commands whose code arrives with another branch: until it is there they are reported as expected failures
@@ -34,9 +35,6 @@ BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|gcc|g\+\+|make|build-essential|pip
 ARRIVING = {
     "infusion health": "not checked yet: chassis/cli.py has no `health` command (the lead's reliability change "
                        "adds `infusion health SERVICE`)",
-    "services.notifications.sms_double": "not checked yet: no module services.notifications.sms_double (the "
-                                         "notifications branch adds the SMS double; if it is named otherwise, "
-                                         "change the Dockerfile, compose and staging overlay)",
 }
 
 
@@ -111,6 +109,7 @@ def check_command(where: str, argv: list[str]) -> None:
         if argv[2] in ARRIVING and importlib.util.find_spec(argv[2]) is None:
             pytest.xfail(ARRIVING[argv[2]])
         assert importlib.util.find_spec(argv[2]) is not None, f"{where}: no module {argv[2]}"
+        check_options(where, argv[2], argv[3:])
     elif program == "python" and argv[1] == "-c":
         compile(argv[2], where, "exec")
         for path in re.findall(r"http://127\.0\.0\.1:\d+(/\w+)", argv[2]):
@@ -125,6 +124,31 @@ def check_command(where: str, argv: list[str]) -> None:
         assert argv[1:] and argv[1].isdigit(), f"{where}: {argv}"
     else:
         pytest.fail(f"{where}: unknown program {program!r}; teach deploy/tests/test_images.py what checks it")
+
+
+class Parsed(Exception):
+    """Raised instead of running the module once its options are parsed."""
+
+
+def check_options(where: str, module: str, arguments: list[str]) -> None:
+    """A module of ours run with ``python -m`` takes these options: its ``main(argv)`` parses them (with the
+    parsing stopped before anything starts)."""
+    main = getattr(importlib.import_module(module), "main", None)
+    if main is None:
+        return
+
+    def parse_only(parser: argparse.ArgumentParser, args=None, namespace=None):
+        raise Parsed(original(parser, args, namespace))
+
+    original = argparse.ArgumentParser.parse_args
+    try:
+        with mock.patch.object(argparse.ArgumentParser, "parse_args", parse_only):
+            main(arguments)
+    except Parsed:
+        return
+    except SystemExit as exc:
+        pytest.fail(f"{where}: `python -m {module} {' '.join(arguments)}` is refused by its options (exit {exc.code})")
+    pytest.fail(f"{where}: {module}.main parsed no options")
 
 
 def cli_commands() -> set[str]:

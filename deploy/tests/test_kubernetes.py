@@ -156,25 +156,42 @@ def test_every_example_mongo_uri_is_a_replica_set_uri_with_majority_writes_as_it
         assert parts.password == secret["stringData"]["password"]
 
 
+def configmap_files(documents: tuple[dict, ...], volume: dict) -> set[str] | None:
+    """The paths a ConfigMap (or projected ConfigMaps) volume holds; None for other volumes."""
+    if "configMap" in volume:
+        sources = [volume["configMap"]]
+    elif "projected" in volume and all("configMap" in source for source in volume["projected"]["sources"]):
+        sources = [source["configMap"] for source in volume["projected"]["sources"]]
+    else:
+        return None
+    mounted: set[str] = set()
+    for source in sources:
+        keys = set(one(documents, "ConfigMap", source["name"])["data"])
+        items = source.get("items")
+        assert items is None or {item["key"] for item in items} == keys, f"{source['name']}: map every key"
+        mounted |= {item["path"] for item in items} if items is not None else keys
+    return mounted
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_clinic_configuration_configmap_of_each_service_holds_every_file_of_its_config_folder(overlay):
-    """The ConfigMaps are mounted over services/<service>/config: a file left out of them would vanish. A
-    ConfigMap holds no folders, so a sub-folder's files come from a ConfigMap of their own, projected to their
-    paths (``items``) in the same volume."""
+    """The ConfigMaps are mounted over services/<service>/config (and any other folder of the service, such as
+    notifications' templates): a file left out of them would vanish. A ConfigMap holds no folders, so a
+    sub-folder's files come from a ConfigMap of their own, projected to their paths (``items``) in the same
+    volume."""
     documents = rendered(overlay)
     for service in SERVICE_CLASSES:
-        volumes = one(documents, "Deployment", service)["spec"]["template"]["spec"]["volumes"]
-        volume = next(volume for volume in volumes if volume["name"] == "clinic-config")
-        sources = ([source["configMap"] for source in volume["projected"]["sources"]] if "projected" in volume
-                   else [volume["configMap"]])
-        mounted: set[str] = set()
-        for source in sources:
-            keys = set(one(documents, "ConfigMap", source["name"])["data"])
-            items = source.get("items")
-            assert items is None or {item["key"] for item in items} == keys, f"{source['name']}: map every key"
-            mounted |= {item["path"] for item in items} if items is not None else keys
-        folder = ROOT / "services" / service / "config"
-        files = {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
-        assert mounted == files, (f"{service}: add {sorted(files - mounted)} / remove {sorted(mounted - files)} in "
-                                  f"the configMapGenerator of deploy/k8s/base/kustomization.yaml (a sub-folder: a "
-                                  f"ConfigMap of its own, projected with items in the Deployment's volume)")
+        deployment = one(documents, "Deployment", service)
+        volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+        folders: dict[str, set[str]] = {}  # a folder of the repository (as in the image's /app) -> what is mounted
+        for mount in container(deployment)["volumeMounts"]:
+            mounted = configmap_files(documents, volumes[mount["name"]])
+            if mount["mountPath"].startswith("/app/") and mounted is not None:
+                folders[mount["mountPath"].removeprefix("/app/")] = mounted
+        assert f"services/{service}/config" in folders, f"{service}: mount its clinic configuration ConfigMap"
+        for folder, mounted in folders.items():
+            files = {str(path.relative_to(ROOT / folder)) for path in (ROOT / folder).rglob("*") if path.is_file()}
+            assert mounted == files, (f"{service}, {folder}: add {sorted(files - mounted)} / remove "
+                                      f"{sorted(mounted - files)} in the configMapGenerator of "
+                                      f"deploy/k8s/base/kustomization.yaml (a sub-folder: a ConfigMap of its own, "
+                                      f"projected with items in the Deployment's volume)")

@@ -30,8 +30,9 @@ INVENTORY = inventory()
 #: Where the compose file and the Kubernetes base deliberately differ from the code's default, and why. Everything
 #: else they set is the default of the process's config.yml, so a default changed in the code is changed here too.
 #: ConfigMaps of clinic configuration (mounted as files over services/<service>/config, sub-folders included).
-CLINIC_CONFIG_PREFIXES = tuple(f"{service}-clinic-config" for service in ("intake", "scheduling", "billing",
-                                                                           "notifications")) + ("intake-consent-texts",)
+CLINIC_CONFIG_PREFIXES = (*(f"{service}-clinic-config" for service in ("intake", "scheduling", "billing",
+                                                                       "notifications")),
+                          "intake-consent-texts", "notifications-templates")
 
 DELIBERATE = {
     "AMQP_URI": "the deployment's broker",
@@ -43,6 +44,22 @@ DELIBERATE = {
     "JWT_SECRET": "a secret, never the development default",
     "CORS_ORIGINS": "the clinic's website",
     "TRUSTED_PROXIES": "the ingress controller's pod network forwards every request",
+    "PUBLIC_BASE_URL": "the address the SMS provider calls: Twilio signs the full URL of the inbound-text webhook",
+    "SMS_WEBHOOK_SECRET": "a secret: the SMS provider's auth token, which signs the inbound texts",
+    "SMTP_HOST": "the e-mail provider (compose: the mail sink); the default sends no e-mail at all",
+    "SMTP_PORT": "compose: the mail sink's port, unless deploy/.env names a provider",
+    "SMTP_SECURITY": "compose: the mail sink speaks plain SMTP on the compose network",
+    "SMTP_USERNAME": "the e-mail provider's login",
+    "SMTP_PASSWORD": "a secret",
+    "MAIL_FROM": "the clinic's own sending domain (SPF/DKIM at the provider), not the default's example.com",
+    "CALENDAR_DOMAIN": "the clinic's domain in the visits' calendar UIDs, not the default's example.com",
+    "SMS_API_BASE": "the SMS provider's API (compose: the SMS double); the default sends no text at all",
+    "SMS_ACCOUNT_SID": "the SMS provider's account",
+    "SMS_AUTH_TOKEN": "a secret",
+    "SMS_FROM": "the clinic's sending number; with none the provider refuses every text",
+    "ON_CALL_EMAIL": "urgent reviews must also reach the on-call clinician, not only the reviewing one",
+    "SMTP_CA_FILE": "empty, read as null, which the code takes as the default's none: the system's CA bundle",
+    "CLINICIAN_EMAILS": "'{}' is the default's empty map written so that it is not an empty variable (null)",
 }
 
 
