@@ -111,6 +111,7 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
                                     "start_at": platform.times.next()},
         "putNurse": lambda: {"name": "Matrix Nurse, RN", "licensed_states": ["CO"]},
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
+        "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},
     }
     return bodies[operation_id]() if operation_id in bodies else None
 
