@@ -1,6 +1,6 @@
 """What billing returns over RPC, and what it reads from other services' events."""
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 
 class AppointmentBooked(Schema):
@@ -34,6 +34,10 @@ class InvoiceSchema(Schema):
     deposit_cents = fields.Integer()
     amount_due_cents = fields.Integer()
     quote_id = fields.String(allow_none=True)
+    hold_id = fields.String(allow_none=True)
+    fee_cents = fields.Integer()
+    payments = fields.List(fields.Nested(lambda: PaymentSchema()))
+    refunds = fields.List(fields.Nested(lambda: RefundSchema()))
     catalogue_version = fields.String()
     visit_start_at = fields.AwareDateTime()
     created_at = fields.AwareDateTime()
@@ -80,3 +84,94 @@ class QuoteSchema(Schema):
     fee_policy_version = fields.String(allow_none=True)
     expires_at = fields.AwareDateTime(allow_none=True)
     created_at = fields.AwareDateTime()
+
+
+class _Tolerant(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class PatientRegistered(_Tolerant):
+    """The fields of ``patient.registered`` (intake) billing needs for the Stripe customer."""
+
+    patient_id = fields.String(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(load_default=None)
+    email = fields.String(required=True)
+
+
+class BookingFailed(_Tolerant):
+    hold_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    reason = fields.String(load_default="booking_failed")
+
+
+class AppointmentCancelled(_Tolerant):
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    by = fields.String(required=True, validate=validate.OneOf(["patient", "clinic"]))
+    notice_hours = fields.Float(required=True)
+    reason = fields.String(load_default=None)
+
+
+class AppointmentNoShow(_Tolerant):
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+
+
+class VisitAborted(_Tolerant):
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    reason = fields.String(required=True)
+    chargeable = fields.Boolean(required=True)
+
+
+class VisitCompleted(_Tolerant):
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    infusion_minutes = fields.Integer(load_default=None)
+    completed_at = fields.AwareDateTime(load_default=None)
+
+
+class PatientDeclined(_Tolerant):
+    patient_id = fields.String(required=True)
+    reason_code = fields.String(load_default="declined")
+
+
+class DepositRequestSchema(Schema):
+    hold_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    payment_method_id = fields.String(required=True, validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,120}$"))
+    patient_id = fields.String(load_default=None)
+
+
+class DepositSchema(Schema):
+    hold_id = fields.String()
+    status = fields.String()
+    payment_intent_id = fields.String(allow_none=True)
+    client_secret = fields.String(allow_none=True)
+    amount_cents = fields.Integer()
+    currency = fields.String()
+
+
+class RefundRequestSchema(Schema):
+    amount_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[a-z]{3}$"))
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=200))
+    requested_by = fields.String(required=True)
+
+
+class PaymentSchema(Schema):
+    payment_intent_id = fields.String()
+    kind = fields.String()
+    amount_cents = fields.Integer()
+    currency = fields.String()
+    posted_at = fields.AwareDateTime()
+
+
+class RefundSchema(Schema):
+    refund_id = fields.String()
+    amount_cents = fields.Integer()
+    currency = fields.String()
+    reason = fields.String()
+    posted_at = fields.AwareDateTime()

@@ -16,7 +16,8 @@ localstripe does not do:
   and a burst of events delivered newest first. Targets are registered as localstripe does
   (``POST /_config/webhooks/{id}`` with ``url`` and ``secret``); payloads are signed as Stripe signs them.
 - **PaymentIntent parameters localstripe refuses**: ``setup_future_usage`` (the card is attached to the customer,
-  so a card Stripe declines on saving is declined here too), an off-session confirmation that needs 3-D Secure
+  so a card Stripe declines on saving is declined here too), confirming with a (new) ``payment_method`` after a
+  decline or an abandoned challenge, an off-session confirmation that needs 3-D Secure
   fails with ``authentication_required`` as Stripe answers it, and Stripe's documented test payment method ids
   (``pm_card_threeDSecure2Required``...) become saved payment methods with a stable id.
 - **Events localstripe does not send**: ``charge.refunded`` after a refund, ``charge.dispute.created`` on demand
@@ -36,6 +37,7 @@ import hmac
 import json
 import logging
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -65,6 +67,7 @@ TEST_PAYMENT_METHODS = {
     "pm_card_authenticationRequired": "4000002760003184",
 }
 _IDEMPOTENCY = "double-idempotency:"
+_CONFIRM = re.compile(r"^/v1/payment_intents/(?P<id>pi_\w+)/confirm$")
 _in_flight: set[str] = set()
 _faults: list[dict[str, Any]] = []
 _delivery = {"duplicates": 1, "newest_first": False, "batch_seconds": 0.2}
@@ -163,23 +166,21 @@ def saved_payment_method(payment_method: str | None) -> str | None:
     return PaymentMethod(type="card", card=card).id
 
 
-async def create_payment_intent(request: web.Request) -> web.Response:
-    data = await server.get_post_data(request) or {}
-    expand = data.pop("expand", None)
+def _setup_usage(data: dict[str, Any]) -> str | None:
     usage = data.pop("setup_future_usage", None)
     if usage not in (None, "on_session", "off_session"):
-        return stripe_error(400, "invalid_request_error", "Invalid setup_future_usage", param="setup_future_usage")
-    off_session = resources.try_convert_to_bool(data.get("off_session"))
-    try:
-        data["payment_method"] = saved_payment_method(data.get("payment_method"))
-        if usage and data.get("customer") and data.get("payment_method"):
-            PaymentMethod._api_attach(data["payment_method"], customer=data["customer"])
-        intent = PaymentIntent._api_create(**data)
-    except UserError as error:
-        if error.code == 402:
-            error.body["error"]["type"] = "card_error"
-        raise
-    intent.setup_future_usage = usage
+        raise UserError(400, "Invalid setup_future_usage", {"param": "setup_future_usage"})
+    return usage
+
+
+def _save_card(intent_customer: str | None, payment_method: str | None, usage: str | None) -> None:
+    """Stripe saves the card to the customer when ``setup_future_usage`` is set; a card it would decline on
+    saving is declined here too."""
+    if usage and intent_customer and payment_method:
+        PaymentMethod._api_attach(payment_method, customer=intent_customer)
+
+
+def _answer(intent: PaymentIntent, off_session: bool | None, expand: Any) -> web.Response:
     if off_session is True and intent.status == "requires_action":
         intent.next_action = None
         intent.payment_method = None
@@ -191,10 +192,62 @@ async def create_payment_intent(request: web.Request) -> web.Response:
     return server.json_response(intent._export(expand=expand))
 
 
+def _as_card_error(error: UserError) -> UserError:
+    if error.code == 402:
+        error.body["error"]["type"] = "card_error"
+    return error
+
+
+async def create_payment_intent(request: web.Request) -> web.Response:
+    data = await server.get_post_data(request) or {}
+    expand = data.pop("expand", None)
+    usage = _setup_usage(data)
+    off_session = resources.try_convert_to_bool(data.get("off_session"))
+    try:
+        data["payment_method"] = saved_payment_method(data.get("payment_method"))
+        if resources.try_convert_to_bool(data.get("confirm")):
+            _save_card(data.get("customer"), data["payment_method"], usage)
+        intent = PaymentIntent._api_create(**data)
+    except UserError as error:
+        raise _as_card_error(error) from None
+    intent.setup_future_usage = usage
+    return _answer(intent, off_session, expand)
+
+
+async def confirm_payment_intent(request: web.Request, intent_id: str) -> web.Response:
+    """Confirm with a (new) payment method, which localstripe does not implement: after a decline or an
+    abandoned 3-D Secure challenge the same PaymentIntent is confirmed again with another card, as on Stripe."""
+    data = await server.get_post_data(request) or {}
+    expand = data.pop("expand", None)
+    off_session = resources.try_convert_to_bool(data.pop("off_session", None))
+    intent = PaymentIntent._api_retrieve(intent_id)
+    payment_method = saved_payment_method(data.pop("payment_method", None))
+    if data:
+        raise UserError(400, "Unexpected " + ", ".join(data))
+    if intent.status not in ("requires_payment_method", "requires_confirmation", "requires_action"):
+        raise UserError(400, f"This PaymentIntent's status is {intent.status}; it cannot be confirmed.",
+                        {"code": "payment_intent_unexpected_state"})
+    try:
+        if payment_method is not None:
+            PaymentMethod._api_retrieve(payment_method)
+            intent.payment_method = payment_method
+            intent.latest_charge = None
+            intent.next_action = None
+            intent._authentication_failed = False
+        _save_card(intent.customer, intent.payment_method, getattr(intent, "setup_future_usage", None))
+        intent = PaymentIntent._api_confirm(intent.id)
+    except UserError as error:
+        raise _as_card_error(error) from None
+    return _answer(intent, off_session, expand)
+
+
 @web.middleware
 async def stripe_gaps(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "POST" and request.path == "/v1/payment_intents":
         return await create_payment_intent(request)
+    confirming = _CONFIRM.match(request.path) if request.method == "POST" else None
+    if confirming:
+        return await confirm_payment_intent(request, confirming["id"])
     response = await handler(request)
     if request.method == "POST" and request.path == "/v1/refunds" and response.status == 200:
         refund = json.loads(response.body)

@@ -129,3 +129,17 @@ def test_webhooks_are_signed_and_can_arrive_three_times_newest_first(stripe_clie
     wait_for(lambda: len(ours()) == 6)
     assert [kind for _, kind in ours()] == ["charge.refunded"] * 3 + ["payment_intent.succeeded"] * 3
     assert len({event_id for event_id, _ in ours()}) == 2
+
+
+def test_one_payment_intent_per_hold_confirmed_again_with_another_card_after_a_decline(stripe_client, customer):
+    intent = stripe_client.v1.payment_intents.create(params={
+        "amount": 15000, "currency": "usd", "customer": customer.id, "setup_future_usage": "off_session",
+        "payment_method_types": ["card"]}, options={"idempotency_key": "deposit:hld_two_cards"})
+    with pytest.raises(stripe.CardError):
+        stripe_client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_chargeDeclined"})
+
+    paid = stripe_client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_visa"})
+
+    assert (paid.id, paid.status) == (intent.id, "succeeded")
+    with pytest.raises(stripe.InvalidRequestError):  # a PaymentIntent succeeds once
+        stripe_client.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_card_visa"})
