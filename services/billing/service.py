@@ -121,7 +121,7 @@ class BillingService(RpcServiceBase):
             raise NotYourHold("this hold is another patient's", hold_id=hold_id)
         deposit = self.store.db.deposits.find_one({"_id": quote["hold_id"]})
         if deposit is not None and deposit["status"] == "succeeded":
-            return DepositSchema().dump(deposit)
+            return DepositSchema().dump({**deposit, "hold_id": quote["hold_id"], "client_secret": None})
         if quote["deposit_cents"] <= 0:
             raise NothingToPay("this visit needs no deposit", hold_id=hold_id)
         if as_utc(quote["expires_at"]) <= utcnow():
