@@ -8,13 +8,18 @@ services' RPC proxies.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from marshmallow import Schema, fields, validate
+from nameko.exceptions import MethodNotFound
 
-from gateway.api import ApiRequest, api
+from gateway.access import require_patient_access
+from gateway.api import ApiRequest, Forbidden, api
 from gateway.routes import Route
 from gateway.schemas import LineItemSchema
+
+log = logging.getLogger(__name__)
 
 UPSTREAM = (502, 503, 504)
 
@@ -43,21 +48,131 @@ class QuoteSchema(Schema):
     fee_policy_version = fields.String(allow_none=True)
 
 
+class DepositRequestSchema(Schema):
+    payment_method_id = fields.String(required=True, validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,120}$"),
+                                      metadata={"description": "from Stripe.js", "example": "pm_card_visa"})
+
+
+class DepositSchema(Schema):
+    hold_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["succeeded", "requires_action", "processing", "open"]))
+    payment_intent_id = fields.String(allow_none=True)
+    client_secret = fields.String(allow_none=True, metadata={
+        "description": "with requires_action: for Stripe.js to finish 3-D Secure"})
+    amount_cents = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
+class RefundRequestSchema(Schema):
+    amount_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    currency = fields.String(required=True, validate=validate.OneOf(["usd"]))
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=200))
+
+
+class RefundSchema(Schema):
+    refund_id = fields.String(required=True)
+    amount_cents = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
+class RefundsSchema(Schema):
+    invoice_id = fields.String(required=True)
+    refunds = fields.List(fields.Nested(RefundSchema), required=True)
+
+
+class WaiverSchema(Schema):
+    invoice_id = fields.String(required=True)
+    waived = fields.Boolean(required=True)
+
+
+class BalanceSchema(Schema):
+    patient_id = fields.String(required=True)
+    currency = fields.String(required=True)
+    balance_cents = fields.Integer(required=True, metadata={"description": "owed on invoices (negative: owed to "
+                                                                           "the patient)"})
+    deposits_held_cents = fields.Integer(required=True)
+
+
+class WebhookAnswerSchema(Schema):
+    event_id = fields.String(required=True)
+    duplicate = fields.Boolean(required=True)
+
+
 CREATE_QUOTE = Route(
     "POST", "/v1/quotes", "createQuote",
     "The price of a visit before any hold (itemised, deposit due now, balance after, cancellation policy)",
     "billing", auth="none", request_schema=QuoteRequestSchema, response_schema=QuoteSchema, errors=UPSTREAM)
 
-ROUTES: tuple[Route, ...] = (CREATE_QUOTE,)
+PAY_DEPOSIT = Route(
+    "POST", "/v1/holds/{hold_id}/deposit", "payDeposit",
+    "Pay a hold's deposit (its quote's) with a Stripe payment method, saving the card for the balance",
+    "billing", roles=("patient", "admin"), request_schema=DepositRequestSchema, response_schema=DepositSchema,
+    errors=(402, 404, 409, *UPSTREAM), phi_resource="payment", idempotent=True)
+STRIPE_WEBHOOK = Route(
+    "POST", "/v1/webhooks/stripe", "stripeWebhook", "Stripe's events (signed; de-duplicated by id)", "billing",
+    auth="signature", response_schema=WebhookAnswerSchema, errors=UPSTREAM)
+REFUND_INVOICE = Route(
+    "POST", "/v1/invoices/{invoice_id}/refunds", "refundInvoice",
+    "Refund part or all of what was paid on an invoice, with a reason (never above what was paid)", "billing",
+    roles=("finance", "admin"), request_schema=RefundRequestSchema, response_schema=RefundsSchema,
+    response_status=201, errors=(404, *UPSTREAM), phi_resource="invoice", idempotent=True)
+WAIVE_FEE = Route(
+    "POST", "/v1/invoices/{invoice_id}/fee-waiver", "waiveFee",
+    "Waive the invoice's cancellation fee (one waiver per patient per year)", "billing", roles=("admin",),
+    response_schema=WaiverSchema, errors=(404, *UPSTREAM), phi_resource="invoice", phi_action="update")
+PATIENT_BALANCE = Route(
+    "GET", "/v1/patients/{patient_id}/balance", "getPatientBalance", "What the patient owes, from the ledger",
+    "billing", roles=("patient", "finance", "admin"), response_schema=BalanceSchema, errors=(404, *UPSTREAM),
+    phi_resource="invoice")
+
+ROUTES: tuple[Route, ...] = (CREATE_QUOTE, PAY_DEPOSIT, STRIPE_WEBHOOK, REFUND_INVOICE, WAIVE_FEE, PATIENT_BALANCE)
 
 
 class BillingApi:
     """Handlers of ``ROUTES``: check who may see which record (``gateway.access``), ask billing."""
 
     billing: Any
+    scheduling: Any
+    intake: Any
 
     @api(CREATE_QUOTE)
     def create_quote(self, request: ApiRequest) -> dict[str, Any]:
         return self.billing.quote({"visit_type": request.body["visit_type"],
                                    "postal_code": request.body.get("postal_code"),
                                    "discount_codes": request.body.get("discount_codes", [])})
+
+    @api(PAY_DEPOSIT)
+    def pay_deposit(self, request: ApiRequest, hold_id: str) -> dict[str, Any]:
+        patient_id = request.subject if request.role == "patient" else None
+        if patient_id is not None:
+            self._require_own_hold(request, hold_id)
+        return self.billing.pay_deposit(hold_id, request.body["payment_method_id"], patient_id)
+
+    def _require_own_hold(self, request: ApiRequest, hold_id: str) -> None:
+        """The hold must be the caller's (scheduling's ``get_hold``); billing checks it again against the
+        patient its quote was given for, so a scheduling without ``get_hold`` yet still refuses another's hold."""
+        try:
+            hold = self.scheduling.get_hold(hold_id)
+        except MethodNotFound:
+            log.warning("scheduling has no get_hold: billing's own check of the hold's patient decides")
+            return
+        if hold["patient_id"] != request.subject:
+            raise Forbidden("Patients may only pay their own holds.")
+
+    @api(STRIPE_WEBHOOK)
+    def stripe_webhook(self, request: ApiRequest) -> dict[str, Any]:
+        return self.billing.handle_stripe_event(request.body)
+
+    @api(REFUND_INVOICE)
+    def refund_invoice(self, request: ApiRequest, invoice_id: str) -> dict[str, Any]:
+        return self.billing.refund_invoice(invoice_id, {**request.body, "requested_by": request.subject})
+
+    @api(WAIVE_FEE)
+    def waive_fee(self, request: ApiRequest, invoice_id: str) -> dict[str, Any]:
+        return self.billing.waive_fee(invoice_id, request.subject)
+
+    @api(PATIENT_BALANCE)
+    def patient_balance(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
+        require_patient_access(request, patient_id, self.intake)
+        return self.billing.patient_balance(patient_id)
