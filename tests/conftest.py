@@ -53,10 +53,13 @@ def platform(vhost, mongo_uri, e2e_database_prefix, tmp_path_factory):
            "JWT_SECRET": JWT_SECRET, "EVENT_RETRY_DELAYS": "[0.2, 0.5]", "OUTBOX_POLL_SECONDS": "0.3",
            "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO",
            "RATE_LIMIT_REGISTER": "1000/3600"}  # every sign-up here comes from one address
+    env.pop("STRIPE_API_KEY", None)  # never Stripe itself from the tests
     platform = EndToEndPlatform(env, tmp_path_factory.mktemp("logs"))
+    platform.start_stripe_double(free_port())
     platform.start_all()
     try:
         platform.wait_until_ready()
+        platform.connect_stripe_webhooks()
         yield platform
     finally:
         platform.stop()
