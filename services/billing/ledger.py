@@ -45,12 +45,12 @@ def with_processor_fee(lines: list[dict[str, Any]], fee_cents: int, patient_id: 
 
 
 def deposit_received(payment_intent_id: str, hold_id: str, patient_id: str, amount_cents: int, fee_cents: int,
-                     currency: str, posted_at: datetime) -> dict[str, Any]:
+                     currency: str, posted_at: datetime, charge_id: str | None = None) -> dict[str, Any]:
     lines = [line("cash_at_stripe", amount_cents, patient_id, hold_id=hold_id),
              line("deposits_held", -amount_cents, patient_id, hold_id=hold_id)]
     return entry(f"payment:{payment_intent_id}", "deposit", currency, posted_at,
                  with_processor_fee(lines, fee_cents, patient_id), payment_intent_id=payment_intent_id,
-                 hold_id=hold_id, patient_id=patient_id)
+                 charge_id=charge_id, fee_cents=fee_cents, hold_id=hold_id, patient_id=patient_id)
 
 
 def invoice_opened(invoice_id: str, patient_id: str, total_cents: int, deposit_cents: int, hold_id: str | None,
@@ -77,12 +77,12 @@ def visit_given(invoice_id: str, patient_id: str, quote_lines: list[Mapping[str,
 
 
 def balance_received(payment_intent_id: str, invoice_id: str, patient_id: str, amount_cents: int, fee_cents: int,
-                     currency: str, posted_at: datetime) -> dict[str, Any]:
+                     currency: str, posted_at: datetime, charge_id: str | None = None) -> dict[str, Any]:
     lines = [line("cash_at_stripe", amount_cents, patient_id, invoice_id=invoice_id),
              line("receivable", -amount_cents, patient_id, invoice_id=invoice_id)]
     return entry(f"payment:{payment_intent_id}", "balance", currency, posted_at,
                  with_processor_fee(lines, fee_cents, patient_id), payment_intent_id=payment_intent_id,
-                 invoice_id=invoice_id, patient_id=patient_id)
+                 charge_id=charge_id, fee_cents=fee_cents, invoice_id=invoice_id, patient_id=patient_id)
 
 
 def visit_called_off(invoice_id: str, patient_id: str, total_cents: int, fee_cents: int, reason: str,

@@ -175,3 +175,17 @@ class RefundSchema(Schema):
     currency = fields.String()
     reason = fields.String()
     posted_at = fields.AwareDateTime()
+
+
+class ExportRequestSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(
+        ["payments", "refunds", "fees", "ledger", "daily-revenue"]))
+    date_from = fields.Date(required=True)
+    date_to = fields.Date(required=True)
+
+    @validates_schema
+    def _a_range_of_at_most_a_year(self, data: dict, **_: object) -> None:
+        if data["date_to"] < data["date_from"]:
+            raise ValidationError({"date_to": ["must not be before date_from"]})
+        if (data["date_to"] - data["date_from"]).days > 366:
+            raise ValidationError({"date_to": ["a range of at most 366 days"]})

@@ -4,7 +4,7 @@ the rules are in ``catalogue``, ``fees`` and ``ledger``; Stripe is reached throu
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from nameko.rpc import rpc
@@ -19,7 +19,7 @@ from chassis.pagination import fetch_page
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from chassis.subscriber import subscribe
-from services.billing import fees, ledger
+from services.billing import exports, fees, ledger
 from services.billing.catalogue import quote_visit
 from services.billing.dependencies import StripeAccount, create_indexes, load_fee_policy, load_price_catalogue
 from services.billing.domain import invoice_from_quote, stored_quote
@@ -43,6 +43,7 @@ from services.billing.schemas import (
     BookingFailed,
     DepositRequestSchema,
     DepositSchema,
+    ExportRequestSchema,
     InvoiceSchema,
     PatientDeclined,
     PatientRegistered,
@@ -157,7 +158,7 @@ class BillingService(RpcServiceBase):
         """Recorded once, whichever comes first: the synchronous answer or the webhook."""
         hold_id, patient_id = outcome.metadata["hold_id"], outcome.metadata["patient_id"]
         entry = ledger.deposit_received(outcome.payment_intent_id, hold_id, patient_id, outcome.amount_cents,
-                                        outcome.fee_cents, outcome.currency, utcnow())
+                                        outcome.fee_cents, outcome.currency, utcnow(), outcome.charge_id)
         paid = {"hold_id": hold_id, "patient_id": patient_id, "payment_intent_id": outcome.payment_intent_id,
                 "amount_cents": outcome.amount_cents, "currency": outcome.currency}
         events = [self.store.event("deposit.paid", paid),
@@ -309,7 +310,8 @@ class BillingService(RpcServiceBase):
     def _balance_succeeded(self, outcome: PaymentOutcome) -> None:
         invoice = self._invoice(outcome.metadata["invoice_id"])
         entry = ledger.balance_received(outcome.payment_intent_id, invoice["_id"], invoice["patient_id"],
-                                        outcome.amount_cents, outcome.fee_cents, outcome.currency, utcnow())
+                                        outcome.amount_cents, outcome.fee_cents, outcome.currency, utcnow(),
+                                        outcome.charge_id)
         succeeded = self.store.event("payment.succeeded", {
             **_payment_fields(outcome, invoice["patient_id"]), "kind": "balance", "invoice_id": invoice["_id"],
             "appointment_id": invoice["appointment_id"]})
@@ -488,6 +490,43 @@ class BillingService(RpcServiceBase):
         if self.store.insert_once("journal", entry, [issued]):
             log.info("refund %s of %s cents recorded (%s)", refund.refund_id, refund.amount_cents,
                      metadata["refund_key"])
+
+    # --- finance exports and reconciliation ---------------------------------------------------------------
+
+    @rpc
+    def export_page(self, kind: str, date_from: str, date_to: str, cursor: str | None = None,
+                    limit: int | None = None) -> dict[str, Any]:
+        """One page of a finance export's rows for ``[date_from, date_to]`` (UTC days) and the next page's cursor;
+        the caller pages through, so no answer holds the whole export. The daily summary pages by week."""
+        asked = validated(ExportRequestSchema(), {"kind": kind, "date_from": date_from, "date_to": date_to})
+        start, end = exports.day_bounds(asked["date_from"], asked["date_to"])
+        if kind == "daily-revenue":
+            week_start = datetime.fromisoformat(cursor) if cursor else start
+            week_end = min(week_start + timedelta(days=7), end)
+            found = self.store.db.journal.find(
+                {"posted_at": {"$gte": week_start, "$lt": week_end}, "kind": {"$in": exports.ENTRY_KINDS[kind]}},
+                {"outbox": 0}).sort([("posted_at", 1), ("_id", 1)])
+            return {"rows": list(exports.rows(kind, found)),
+                    "next_cursor": week_end.isoformat() if week_end < end else None}
+        query: dict[str, Any] = {"posted_at": {"$gte": start, "$lt": end}}
+        if exports.ENTRY_KINDS[kind] is not None:
+            query["kind"] = {"$in": exports.ENTRY_KINDS[kind]}
+        page = fetch_page(self.store.db.journal, query, "posted_at", cursor=cursor, limit=limit,
+                          projection={"outbox": 0})
+        return {"rows": list(exports.rows(kind, page.items)), "next_cursor": page.next_cursor}
+
+    @rpc
+    def reconcile(self, date_from: str, date_to: str) -> dict[str, Any]:
+        """The ledger against Stripe's balance transactions for ``[date_from, date_to]``: every difference."""
+        asked = validated(ExportRequestSchema(), {"kind": "ledger", "date_from": date_from, "date_to": date_to})
+        start, end = exports.day_bounds(asked["date_from"], asked["date_to"])
+        entries = self.store.db.journal.find({"posted_at": {"$gte": start, "$lt": end},
+                                              "kind": {"$in": ["deposit", "balance", "refund"]}}, {"outbox": 0})
+        transactions = self._stripe(self.stripe.balance_transactions, int(start.timestamp()),
+                                    int(end.timestamp()))
+        differences = exports.reconcile(exports.ledger_movements(entries), transactions)
+        return {"date_from": date_from, "date_to": date_to, "stripe_transactions": len(transactions),
+                "differences": differences}
 
     # --- Stripe's webhooks ---------------------------------------------------------------------------------
 
