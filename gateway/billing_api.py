@@ -8,14 +8,19 @@ services' RPC proxies.
 
 from __future__ import annotations
 
+import base64
 import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.exceptions import MethodNotFound
+from werkzeug.wrappers import Response
 
 from gateway.access import require_patient_access
 from gateway.api import ApiRequest, Forbidden, api
+from gateway.problems import ProblemError
 from gateway.routes import Route
 from gateway.schemas import LineItemSchema
 
@@ -99,6 +104,41 @@ class WebhookAnswerSchema(Schema):
     duplicate = fields.Boolean(required=True)
 
 
+class ExportQuerySchema(Schema):
+    """A range of UTC days (the last 30 by default), and the format."""
+
+    from_ = fields.Date(data_key="from", metadata={"example": "2026-11-01"})
+    to = fields.Date(metadata={"example": "2026-11-30"})
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "jsonl"]))
+
+    @validates_schema
+    def _from_before_to(self, data: dict[str, Any], **_: Any) -> None:
+        if "from_" in data and "to" in data and data["to"] < data["from_"]:
+            raise ValidationError({"to": ["must not be before from"]})
+
+
+class ReconciliationQuerySchema(Schema):
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+
+
+class DifferenceSchema(Schema):
+    problem = fields.String(required=True, validate=validate.OneOf(
+        ["missing_in_ledger", "missing_at_stripe", "amount_differs", "fee_differs"]))
+    source = fields.String(required=True)
+    stripe_amount_cents = fields.Integer(allow_none=True)
+    ledger_amount_cents = fields.Integer(allow_none=True)
+    stripe_fee_cents = fields.Integer(allow_none=True)
+    ledger_fee_cents = fields.Integer(allow_none=True)
+
+
+class ReconciliationSchema(Schema):
+    date_from = fields.Date(required=True)
+    date_to = fields.Date(required=True)
+    stripe_transactions = fields.Integer(required=True)
+    differences = fields.List(fields.Nested(DifferenceSchema), required=True)
+
+
 CREATE_QUOTE = Route(
     "POST", "/v1/quotes", "createQuote",
     "The price of a visit before any hold (itemised, deposit due now, balance after, cancellation policy)",
@@ -126,7 +166,29 @@ PATIENT_BALANCE = Route(
     "billing", roles=("patient", "finance", "admin"), response_schema=BalanceSchema, errors=(404, *UPSTREAM),
     phi_resource="invoice")
 
-ROUTES: tuple[Route, ...] = (CREATE_QUOTE, PAY_DEPOSIT, STRIPE_WEBHOOK, REFUND_INVOICE, WAIVE_FEE, PATIENT_BALANCE)
+RECEIPT = Route(
+    "GET", "/v1/invoices/{invoice_id}/receipt.pdf", "getReceipt", "The invoice's itemised receipt (HSA/FSA), PDF",
+    "billing", roles=("patient", "finance", "admin"), errors=(404, *UPSTREAM), phi_resource="invoice",
+    response_media=("application/pdf",))
+SUPERBILL = Route(
+    "GET", "/v1/invoices/{invoice_id}/superbill.pdf", "getSuperbill",
+    "The visit's superbill for out-of-network reimbursement (CPT, ICD-10 from intake at rendering), PDF",
+    "billing", roles=("patient", "finance", "admin"), errors=(404, *UPSTREAM), phi_resource="invoice",
+    response_media=("application/pdf",))
+EXPORT = Route(
+    "GET", "/v1/exports/{kind}", "getExport",
+    "A finance export (payments, refunds, fees, ledger, daily-revenue) for a range of UTC days, streamed",
+    "billing", roles=("finance", "admin"), query_schema=ExportQuerySchema, errors=(404, 422, *UPSTREAM),
+    response_media=("text/csv", "application/x-ndjson"))
+RECONCILIATION = Route(
+    "GET", "/v1/reconciliation", "getReconciliation",
+    "Every difference between the ledger and Stripe's balance transactions for a range of UTC days", "billing",
+    roles=("finance", "admin"), query_schema=ReconciliationQuerySchema, response_schema=ReconciliationSchema,
+    errors=(422, *UPSTREAM))
+
+ROUTES: tuple[Route, ...] = (CREATE_QUOTE, PAY_DEPOSIT, STRIPE_WEBHOOK, REFUND_INVOICE, WAIVE_FEE, PATIENT_BALANCE,
+                             RECEIPT, SUPERBILL, EXPORT, RECONCILIATION)
+EXPORT_KINDS = ("payments", "refunds", "fees", "ledger", "daily-revenue")
 
 
 class BillingApi:
@@ -176,3 +238,54 @@ class BillingApi:
     def patient_balance(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
         require_patient_access(request, patient_id, self.intake)
         return self.billing.patient_balance(patient_id)
+
+    @api(RECEIPT)
+    def receipt(self, request: ApiRequest, invoice_id: str) -> Response:
+        require_patient_access(request, self.billing.get_invoice(invoice_id)["patient_id"], self.intake)
+        return _pdf_response(self.billing.receipt_pdf(invoice_id))
+
+    @api(SUPERBILL)
+    def superbill(self, request: ApiRequest, invoice_id: str) -> Response:
+        require_patient_access(request, self.billing.get_invoice(invoice_id)["patient_id"], self.intake)
+        return _pdf_response(self.billing.superbill_pdf(invoice_id))
+
+    @api(EXPORT)
+    def export(self, request: ApiRequest, kind: str) -> Response:
+        """Streamed: the gateway pages through billing by cursor as the client reads, one page in memory."""
+        if kind not in EXPORT_KINDS:
+            raise ExportNotFound(f"No export {kind!r}; one of {', '.join(EXPORT_KINDS)}.")
+        date_from, date_to = _range(request.query)
+        fmt = request.query["format"]
+        first = self.billing.export_page(kind, date_from, date_to, format=fmt, limit=100)  # errors before 200
+        media = "text/csv" if fmt == "csv" else "application/x-ndjson"
+        return Response(self._export_stream(kind, fmt, date_from, date_to, first), mimetype=media, headers={
+            "Content-Disposition": f'attachment; filename="{kind}-{date_from}-{date_to}.{fmt}"'})
+
+    def _export_stream(self, kind: str, fmt: str, date_from: str, date_to: str,
+                       page: dict[str, Any]) -> Iterator[bytes]:
+        while True:
+            yield page["text"].encode()
+            if page["next_cursor"] is None:
+                return
+            page = self.billing.export_page(kind, date_from, date_to, cursor=page["next_cursor"], format=fmt,
+                                            limit=100)
+
+    @api(RECONCILIATION)
+    def reconciliation(self, request: ApiRequest) -> dict[str, Any]:
+        return self.billing.reconcile(*_range(request.query))
+
+
+class ExportNotFound(ProblemError):
+    status, code, title = 404, "export_not_found", "Not Found"
+
+
+def _range(query: dict[str, Any]) -> tuple[str, str]:
+    today = datetime.now(UTC).date()
+    date_to = query.get("to") or today
+    date_from = query.get("from_") or date_to - timedelta(days=30)
+    return date_from.isoformat(), date_to.isoformat()
+
+
+def _pdf_response(document: dict[str, str]) -> Response:
+    return Response(base64.b64decode(document["content_base64"]), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{document["filename"]}"'})

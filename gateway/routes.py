@@ -38,6 +38,8 @@ class Route:
     idempotent: bool = False
     auth: str = "bearer"
     phi_action: str | None = None
+    #: Media types of a success that is not JSON (a PDF, a CSV export): the handler returns a ``Response``.
+    response_media: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []

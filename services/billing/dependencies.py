@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ from pymongo.database import Database
 
 from chassis.config import VersionedConfig
 from services.billing.catalogue import PriceCatalogueSchema
+from services.billing.documents import PracticeSchema
 from services.billing.fees import FeePolicySchema
 from services.billing.payments import Payments
 
 CONFIG_DIR = Path(__file__).parent / "config"
+log = logging.getLogger(__name__)
 
 
 def create_indexes(db: Database) -> None:
@@ -41,10 +44,18 @@ class StripeAccount(DependencyProvider):
 
     def setup(self) -> None:
         config = self.container.config
-        self.payments = Payments(str(config.get("STRIPE_API_KEY") or "sk_test_unset"),
+        if not config.get("STRIPE_API_KEY"):
+            log.warning("STRIPE_API_KEY is not set: billing takes no payments (quotes and invoices still work)")
+            self.payments = None
+            return
+        self.payments = Payments(str(config["STRIPE_API_KEY"]),
                                  api_base=config.get("STRIPE_API_BASE") or None,
                                  timeout_seconds=float(config.get("STRIPE_TIMEOUT_SECONDS", 10)),
                                  max_network_retries=int(config.get("STRIPE_MAX_NETWORK_RETRIES", 2)))
 
-    def get_dependency(self, worker_ctx: Any) -> Payments:
+    def get_dependency(self, worker_ctx: Any) -> Payments | None:
         return self.payments
+
+
+def load_practice(path: str | Path | None = None) -> VersionedConfig:
+    return VersionedConfig.load(path or CONFIG_DIR / "practice.yml", PracticeSchema())

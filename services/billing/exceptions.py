@@ -38,3 +38,7 @@ class WaiverNotAvailable(NotAllowed):
 
 class NotYourHold(Forbidden):
     code = "not_your_hold"
+
+
+class SuperbillUnavailable(Unavailable):
+    code = "superbill_unavailable"

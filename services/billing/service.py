@@ -3,25 +3,34 @@ the rules are in ``catalogue``, ``fees`` and ``ledger``; Stripe is reached throu
 
 from __future__ import annotations
 
+import base64
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from nameko.exceptions import MethodNotFound
 from nameko.rpc import rpc
 from pymongo.errors import DuplicateKeyError
 
 import services.billing.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import as_utc, utcnow
-from chassis.errors import NotYet
+from chassis.errors import InvalidInput, NotYet
 from chassis.events import Event
 from chassis.ids import derived_id, new_id
 from chassis.pagination import fetch_page
+from chassis.rpc import TimedRpcProxy
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from chassis.subscriber import subscribe
-from services.billing import exports, fees, ledger
+from services.billing import documents, exports, fees, ledger
 from services.billing.catalogue import quote_visit
-from services.billing.dependencies import StripeAccount, create_indexes, load_fee_policy, load_price_catalogue
+from services.billing.dependencies import (
+    StripeAccount,
+    create_indexes,
+    load_fee_policy,
+    load_practice,
+    load_price_catalogue,
+)
 from services.billing.domain import invoice_from_quote, stored_quote
 from services.billing.exceptions import (
     CardDeclined,
@@ -32,6 +41,7 @@ from services.billing.exceptions import (
     NotYourHold,
     PaymentsUnavailable,
     RefundExceedsPayment,
+    SuperbillUnavailable,
     WaiverNotAvailable,
 )
 from services.billing.payments import PaymentOutcome, RefundOutcome
@@ -58,6 +68,7 @@ log = logging.getLogger(__name__)
 
 PRICE_CATALOGUE = load_price_catalogue()
 FEE_POLICY = load_fee_policy()
+PRACTICE = load_practice()
 
 
 class BillingService(RpcServiceBase):
@@ -65,6 +76,7 @@ class BillingService(RpcServiceBase):
 
     store = Store("billing", indexes=create_indexes, outbox=("invoices", "journal"))
     stripe = StripeAccount()
+    intake = TimedRpcProxy("intake")
 
     # --- quotes --------------------------------------------------------------------------------------------
 
@@ -94,14 +106,18 @@ class BillingService(RpcServiceBase):
     def create_customer(self, event: Event) -> None:
         """One Stripe customer per patient (idempotency key ``customer:<patient>``)."""
         patient = event.payload
+        if self.stripe is None:
+            log.info("payments are not configured: no Stripe customer for patient %s", patient["patient_id"])
+            return
         name = " ".join(part for part in (patient["first_name"], patient.get("last_name")) if part)
         self._customer_id(patient["patient_id"], name, patient["email"])
+        self.store.db.customers.update_one({"_id": patient["patient_id"]}, {"$set": {"name": name}})
 
     def _customer_id(self, patient_id: str, name: str | None = None, email: str | None = None) -> str:
         known = self.store.db.customers.find_one({"_id": patient_id})
         if known is not None:
             return known["stripe_customer_id"]
-        customer_id = self._stripe(self.stripe.customer_for, patient_id, name, email)
+        customer_id = self._stripe("customer_for", patient_id, name, email)
         self.store.insert_once("customers", {"_id": patient_id, "stripe_customer_id": customer_id,
                                              "created_at": utcnow()})
         return customer_id
@@ -128,7 +144,7 @@ class BillingService(RpcServiceBase):
         if as_utc(quote["expires_at"]) <= utcnow():
             raise HoldLapsed("the hold has lapsed; place a new one", hold_id=hold_id)
         intent_id = deposit["payment_intent_id"] if deposit else self._open_deposit(quote)
-        outcome = self._stripe(self.stripe.confirm, f"deposit:{quote['hold_id']}", intent_id,
+        outcome = self._stripe("confirm", f"deposit:{quote['hold_id']}", intent_id,
                                asked["payment_method_id"])
         if outcome.status == "succeeded":
             self._deposit_succeeded(outcome)
@@ -143,7 +159,7 @@ class BillingService(RpcServiceBase):
     def _open_deposit(self, quote: dict[str, Any]) -> str:
         """The hold's one PaymentIntent (idempotency key ``deposit:<hold>``), for exactly the quote's deposit."""
         customer_id = self._customer_id(quote["patient_id"])
-        intent_id = self._stripe(self.stripe.deposit_intent, quote["hold_id"], customer_id, quote["deposit_cents"],
+        intent_id = self._stripe("deposit_intent", quote["hold_id"], customer_id, quote["deposit_cents"],
                                  quote["currency"], {"patient_id": quote["patient_id"], "quote_id": quote["_id"]})
         try:
             self.store.db.deposits.update_one({"_id": quote["hold_id"]}, {"$setOnInsert": {
@@ -286,6 +302,8 @@ class BillingService(RpcServiceBase):
         """The visit's revenue is earned; what is still due is charged off-session on the saved card."""
         completed = event.payload
         invoice = self._invoice_of(completed["appointment_id"])
+        self.store.db.invoices.update_one({"_id": invoice["_id"]}, {"$set": {
+            "infusion_minutes": completed.get("infusion_minutes"), "completed_at": completed.get("completed_at")}})
         self.store.insert_once("journal", ledger.visit_given(
             invoice["_id"], invoice["patient_id"], invoice["line_items"], invoice.get("discount_cents", 0),
             invoice["currency"], utcnow()))
@@ -297,7 +315,7 @@ class BillingService(RpcServiceBase):
         if not customer.get("saved_payment_method_id"):
             self._balance_failed(invoice, due, "no_saved_card")
             return
-        outcome = self._stripe(self.stripe.charge_off_session, f"balance:{invoice['appointment_id']}",
+        outcome = self._stripe("charge_off_session", f"balance:{invoice['appointment_id']}",
                                customer["stripe_customer_id"], customer["saved_payment_method_id"], due,
                                invoice["currency"], {"kind": "balance", "invoice_id": invoice["_id"],
                                                      "appointment_id": invoice["appointment_id"],
@@ -471,7 +489,7 @@ class BillingService(RpcServiceBase):
         metadata = {"refund_key": key, "reason": reason, "source": source, "patient_id": patient_id,
                     "payment_intent_id": payment_intent_id, **({"invoice_id": invoice_id} if invoice_id else {}),
                     **({"hold_id": hold_id} if hold_id else {}), **note}
-        refund = self._stripe(self.stripe.refund, key, payment_intent_id, amount_cents, metadata)
+        refund = self._stripe("refund", key, payment_intent_id, amount_cents, metadata)
         self._record_refund(refund, metadata)
         return refund
 
@@ -491,13 +509,49 @@ class BillingService(RpcServiceBase):
             log.info("refund %s of %s cents recorded (%s)", refund.refund_id, refund.amount_cents,
                      metadata["refund_key"])
 
+    # --- documents -----------------------------------------------------------------------------------------
+
+    @rpc
+    def receipt_pdf(self, invoice_id: str) -> dict[str, str]:
+        """The invoice's itemised receipt (HSA/FSA) as a PDF, base64-encoded for the RPC answer."""
+        invoice = self.get_invoice(invoice_id)
+        customer = self.store.db.customers.find_one({"_id": invoice["patient_id"]}) or {}
+        content = documents.receipt_pdf(PRACTICE.effective_at(), invoice,
+                                        customer.get("name") or invoice["patient_id"])
+        return _pdf(f"receipt-{invoice['id']}.pdf", content)
+
+    @rpc
+    def superbill_pdf(self, invoice_id: str) -> dict[str, str]:
+        """The superbill of a visit given, as a PDF; intake's diagnosis codes and referring provider are asked
+        for now (``superbill_facts``) and not stored."""
+        invoice = self.get_invoice(invoice_id)
+        stored = self._invoice(invoice_id)
+        invoice.update(infusion_minutes=stored.get("infusion_minutes"), completed_at=stored.get("completed_at"))
+        try:
+            facts = self.intake.superbill_facts(invoice["patient_id"])
+        except MethodNotFound as exc:
+            raise SuperbillUnavailable("intake cannot give the superbill's diagnosis codes yet",
+                                       retry_after=60) from exc
+        return _pdf(f"superbill-{invoice['id']}.pdf", documents.superbill_pdf(PRACTICE.effective_at(), invoice,
+                                                                               facts))
+
     # --- finance exports and reconciliation ---------------------------------------------------------------
 
     @rpc
     def export_page(self, kind: str, date_from: str, date_to: str, cursor: str | None = None,
-                    limit: int | None = None) -> dict[str, Any]:
-        """One page of a finance export's rows for ``[date_from, date_to]`` (UTC days) and the next page's cursor;
-        the caller pages through, so no answer holds the whole export. The daily summary pages by week."""
+                    limit: int | None = None, format: str | None = None) -> dict[str, Any]:
+        """One page of a finance export for ``[date_from, date_to]`` (UTC days) and the next page's cursor; the
+        caller pages through, so no answer holds the whole export. The daily summary pages by week. With
+        ``format`` (``csv``, ``jsonl``) the page is also given as ``text`` (the CSV header on the first page)."""
+        page = self._export_rows(kind, date_from, date_to, cursor, limit)
+        if format is not None:
+            if format not in exports.FORMATS:
+                raise InvalidInput("unknown format", errors={"format": [f"one of {', '.join(exports.FORMATS)}"]})
+            page["text"] = "".join(exports.encoded(kind, format, page["rows"], header=cursor is None))
+        return page
+
+    def _export_rows(self, kind: str, date_from: str, date_to: str, cursor: str | None,
+                     limit: int | None) -> dict[str, Any]:
         asked = validated(ExportRequestSchema(), {"kind": kind, "date_from": date_from, "date_to": date_to})
         start, end = exports.day_bounds(asked["date_from"], asked["date_to"])
         if kind == "daily-revenue":
@@ -522,7 +576,7 @@ class BillingService(RpcServiceBase):
         start, end = exports.day_bounds(asked["date_from"], asked["date_to"])
         entries = self.store.db.journal.find({"posted_at": {"$gte": start, "$lt": end},
                                               "kind": {"$in": ["deposit", "balance", "refund"]}}, {"outbox": 0})
-        transactions = self._stripe(self.stripe.balance_transactions, int(start.timestamp()),
+        transactions = self._stripe("balance_transactions", int(start.timestamp()),
                                     int(end.timestamp()))
         differences = exports.reconcile(exports.ledger_movements(entries), transactions)
         return {"date_from": date_from, "date_to": date_to, "stripe_transactions": len(transactions),
@@ -539,9 +593,9 @@ class BillingService(RpcServiceBase):
             return {"event_id": event_id, "duplicate": True}
         about = (event.get("data") or {}).get("object") or {}
         if kind in ("payment_intent.succeeded", "payment_intent.payment_failed"):
-            self._payment_intent_changed(self._stripe(self.stripe.payment_intent, str(about["id"])))
+            self._payment_intent_changed(self._stripe("payment_intent", str(about["id"])))
         elif kind == "charge.refunded":
-            for refund in self._stripe(self.stripe.refunds_of_charge, str(about["id"])):
+            for refund in self._stripe("refunds_of_charge", str(about["id"])):
                 if "refund_key" in refund.metadata:
                     self._record_refund(refund, refund.metadata)
                 else:
@@ -565,19 +619,27 @@ class BillingService(RpcServiceBase):
             self._balance_failed(invoice, outcome.amount_cents, outcome.failure_code or "card_declined")
 
     def _dispute_opened(self, dispute: dict[str, Any]) -> None:
-        charge = self._stripe(self.stripe.charge, str(dispute["charge"]))
-        intent = self._stripe(self.stripe.payment_intent, str(charge.get("payment_intent")))
+        charge = self._stripe("charge", str(dispute["charge"]))
+        intent = self._stripe("payment_intent", str(charge.get("payment_intent")))
         patient_id = intent.metadata.get("patient_id", "unknown")
         self.store.insert_once("journal", ledger.dispute_opened(str(dispute["id"]), patient_id,
                                                                 int(dispute["amount"]), str(dispute["currency"]),
                                                                 utcnow()))
         log.warning("dispute %s opened on charge %s", dispute["id"], dispute["charge"])
 
-    def _stripe(self, call: Any, *args: Any) -> Any:
+    def _stripe(self, operation: str, *args: Any) -> Any:
+        """One call of the Stripe adapter; Stripe not answering (or not configured) is a 503 to retry."""
+        if self.stripe is None:
+            raise PaymentsUnavailable("payments are not configured here (STRIPE_API_KEY)", retry_after=60)
         try:
-            return call(*args)
+            return getattr(self.stripe, operation)(*args)
         except StripeUnavailable as exc:
             raise PaymentsUnavailable("the payment processor did not answer; try again", retry_after=5) from exc
+
+
+def _pdf(filename: str, content: bytes) -> dict[str, str]:
+    return {"filename": filename, "content_type": "application/pdf",
+            "content_base64": base64.b64encode(content).decode()}
 
 
 def _outcome_fields(outcome: PaymentOutcome) -> dict[str, Any]:

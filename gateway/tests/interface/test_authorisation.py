@@ -16,9 +16,7 @@ import hashlib
 import hmac
 import json
 import re
-import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,14 +24,13 @@ from typing import Any
 import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
-from nameko.testing.utils import find_free_port, get_container
+from nameko.testing.utils import get_container
 from nameko.web.handlers import HttpRequestHandler
 
 from chassis.testing import wait_for
 from gateway.endpoints import ROUTES
 from gateway.service import GatewayService
 from gateway.tests.interface.support import Platform, as_json, assert_problem, bearer, registration
-from services.billing.stripe_double import spawn
 
 ROLES = ("patient", "clinician", "nurse", "finance", "admin")
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -42,19 +39,9 @@ CLINICIAN = "clinician-1"
 
 
 @pytest.fixture(scope="module")
-def stripe_stand_in() -> Iterator[str]:
-    port = find_free_port()
-    process = spawn(port, log_file=subprocess.DEVNULL)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def gateway_settings(stripe_stand_in):
-    """A signing secret for every signature-authenticated route; billing pays through the Stripe stand-in."""
-    return {"WEBHOOK_SECRETS": {route.operation_id: WEBHOOK_SECRET for route in ROUTES if route.auth == "signature"},
-            "STRIPE_API_KEY": "sk_test_matrix", "STRIPE_API_BASE": stripe_stand_in}
+def gateway_settings():
+    """A signing secret for every signature-authenticated route, should the API have any."""
+    return {"WEBHOOK_SECRETS": {route.operation_id: WEBHOOK_SECRET for route in ROUTES if route.auth == "signature"}}
 
 
 @dataclass(frozen=True)
@@ -136,7 +123,8 @@ def subject_of(role: str, world: World) -> str:
 
 def path_values(world: World) -> dict[str, str]:
     return {"patient_id": world.patient_a, "appointment_id": world.appointment_a, "invoice_id": world.invoice_a,
-            "nurse_id": "nur_matrix", "asset": "docs.css", "hold_id": "hld_matrix"}
+            "nurse_id": "nur_matrix", "asset": "docs.css", "hold_id": "hld_matrix",
+            "kind": "payments"}
 
 
 def example_body(operation_id: str, platform: Platform, world: World) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@ happens (a repeat, a lost answer, three webhooks out of order), 3-D Secure and d
 balance charged off-session after the visit, fees and refunds by the policy, and a ledger that sums to zero
 after every test."""
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -217,6 +218,9 @@ def test_hold_deposit_booked_completed_balance_charged_and_settled(billing, conf
     assert [p["kind"] for p in wait_for(lambda: len(emitted("payment.succeeded")) == 2 and
                                         emitted("payment.succeeded"))] == ["deposit", "balance"]
     assert ledger.total(list(db.journal.find()), "revenue:iv-mood") == -60000
+    receipt = call(billing, "receipt_pdf", invoice["_id"])
+    assert receipt["content_type"] == "application/pdf"
+    assert base64.b64decode(receipt["content_base64"]).startswith(b"%PDF-")
 
 
 def test_a_lapsed_hold_paid_late_is_refunded_in_full(billing, config, db, emitted, patient):
