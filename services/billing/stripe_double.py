@@ -42,7 +42,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -367,6 +368,20 @@ def spawn(port: int, state: Path | None = None, log_file: Any = None,
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"the Stripe stand-in did not answer on port {port}")
+
+
+@contextmanager
+def running(state: Path | None = None) -> Iterator[str]:
+    """A stand-in on a free loopback port for as long as the block runs (tests): its base address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = spawn(port, state, log_file=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> None:

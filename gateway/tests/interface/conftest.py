@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import string
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -23,7 +22,7 @@ from nameko.testing.utils import find_free_port
 
 from chassis.testing import fresh_databases, wait_for
 from gateway.tests.interface.support import ALL_SERVICES, JWT_SECRET, Platform, start_runner
-from services.billing.stripe_double import spawn
+from services.billing.stripe_double import running
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +57,8 @@ def module_mongo_client(mongo_uri) -> Iterator[pymongo.MongoClient]:
 @pytest.fixture(scope="session")
 def stripe_stand_in() -> Iterator[str]:
     """The Stripe stand-in (``services/billing/stripe_double.py``), one for the session: billing pays through it."""
-    port = find_free_port()
-    process = spawn(port, log_file=subprocess.DEVNULL)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    with running() as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

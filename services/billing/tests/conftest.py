@@ -1,29 +1,17 @@
 """Billing's test fixtures: the Stripe stand-in (localstripe with our layer in front), started on a free port."""
 
-import socket
-import subprocess
-
 import pytest
 import requests
 import stripe
 
-from services.billing.stripe_double import spawn
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from services.billing.stripe_double import running
 
 
 @pytest.fixture(scope="session")
 def stripe_double():
     """The stand-in's base address; one process for the session (tests use their own customers and keys)."""
-    port = _free_port()
-    process = spawn(port, log_file=subprocess.DEVNULL)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    with running() as base:
+        yield base
 
 
 @pytest.fixture

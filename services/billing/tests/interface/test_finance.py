@@ -3,7 +3,6 @@ stand-in's balance transactions (a stand-in of its own, so only these payments a
 ``infusion ledger check`` on the journal."""
 
 import argparse
-import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,17 +10,13 @@ from nameko.testing.services import entrypoint_hook
 
 from services.billing.commands import export_pages, ledger_check, register
 from services.billing.service import BillingService
-from services.billing.stripe_double import spawn
-from services.billing.tests.conftest import _free_port
+from services.billing.stripe_double import running
 
 
 @pytest.fixture(scope="module")
 def own_stripe():
-    port = _free_port()
-    process = spawn(port, log_file=subprocess.DEVNULL)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    with running() as base:
+        yield base
 
 
 @pytest.fixture
