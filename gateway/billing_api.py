@@ -39,7 +39,10 @@ class QuoteRequestSchema(Schema):
 
 class QuoteSchema(Schema):
     quote_id = fields.String(required=True)
+    patient_id = fields.String(allow_none=True)
+    hold_id = fields.String(allow_none=True)
     visit_type = fields.String(allow_none=True)
+    package = fields.String(allow_none=True)
     currency = fields.String(required=True)
     lines = fields.List(fields.Nested(LineItemSchema), required=True)
     discount_cents = fields.Integer(required=True)
@@ -51,6 +54,8 @@ class QuoteSchema(Schema):
     cancellation_policy = fields.String(required=True)
     catalogue_version = fields.String(required=True)
     fee_policy_version = fields.String(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime(required=True)
 
 
 class DepositRequestSchema(Schema):
