@@ -63,3 +63,18 @@ def platform(vhost, mongo_uri, e2e_database_prefix, tmp_path_factory):
         yield platform
     finally:
         platform.stop()
+
+
+@pytest.fixture(autouse=True)
+def ledger_sums_to_zero(request, mongo_uri):
+    """After every end-to-end test, billing's ledger balances: each journal entry and the whole."""
+    yield
+    if "platform" not in request.fixturenames:
+        return
+    import pymongo
+
+    from services.billing.ledger import problems
+
+    prefix = request.getfixturevalue("e2e_database_prefix")
+    with pymongo.MongoClient(mongo_uri) as client:
+        assert problems(client[prefix + "billing"].journal.find({}, {"outbox": 0})) == []
