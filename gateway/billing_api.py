@@ -74,6 +74,25 @@ class DepositSchema(Schema):
     currency = fields.String(required=True)
 
 
+class PackageRequestSchema(Schema):
+    package = fields.String(required=True, validate=validate.Length(min=1, max=50),
+                            metadata={"example": "induction-6"})
+    payment_method_id = fields.String(required=True, validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,120}$"),
+                                      metadata={"example": "pm_card_visa"})
+    discount_codes = fields.List(fields.String(validate=validate.Length(min=1, max=50)),
+                                 validate=validate.Length(max=5))
+
+
+class PackagePurchaseSchema(Schema):
+    purchase_id = fields.String(required=True)
+    package = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["succeeded", "requires_action", "processing"]))
+    payment_intent_id = fields.String(allow_none=True)
+    client_secret = fields.String(allow_none=True)
+    amount_cents = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
 class RefundRequestSchema(Schema):
     amount_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     currency = fields.String(required=True, validate=validate.OneOf(["usd"]))
@@ -154,6 +173,11 @@ PAY_DEPOSIT = Route(
     "Pay a hold's deposit (its quote's) with a Stripe payment method, saving the card for the balance",
     "billing", roles=("patient", "admin"), request_schema=DepositRequestSchema, response_schema=DepositSchema,
     errors=(402, 404, 409, *UPSTREAM), phi_resource="payment", idempotent=True)
+BUY_PACKAGE = Route(
+    "POST", "/v1/patients/{patient_id}/packages", "buyPackage",
+    "Buy a package of visits (paid in full now, at the catalogue's package price)", "billing",
+    roles=("patient", "admin"), request_schema=PackageRequestSchema, response_schema=PackagePurchaseSchema,
+    response_status=201, errors=(402, 404, *UPSTREAM), phi_resource="payment", idempotent=True)
 STRIPE_WEBHOOK = Route(
     "POST", "/v1/webhooks/stripe", "stripeWebhook", "Stripe's events (signed; de-duplicated by id)", "billing",
     auth="signature", response_schema=WebhookAnswerSchema, errors=UPSTREAM)
@@ -191,8 +215,8 @@ RECONCILIATION = Route(
     roles=("finance", "admin"), query_schema=ReconciliationQuerySchema, response_schema=ReconciliationSchema,
     errors=(422, *UPSTREAM))
 
-ROUTES: tuple[Route, ...] = (CREATE_QUOTE, PAY_DEPOSIT, STRIPE_WEBHOOK, REFUND_INVOICE, WAIVE_FEE, PATIENT_BALANCE,
-                             RECEIPT, SUPERBILL, EXPORT, RECONCILIATION)
+ROUTES: tuple[Route, ...] = (CREATE_QUOTE, PAY_DEPOSIT, BUY_PACKAGE, STRIPE_WEBHOOK, REFUND_INVOICE, WAIVE_FEE,
+                             PATIENT_BALANCE, RECEIPT, SUPERBILL, EXPORT, RECONCILIATION)
 EXPORT_KINDS = ("payments", "refunds", "fees", "ledger", "daily-revenue")
 
 
@@ -226,6 +250,11 @@ class BillingApi:
             return
         if hold["patient_id"] != request.subject:
             raise Forbidden("Patients may only pay their own holds.")
+
+    @api(BUY_PACKAGE)
+    def buy_package(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
+        require_patient_access(request, patient_id, self.intake)
+        return self.billing.buy_package({**request.body, "patient_id": patient_id})
 
     @api(STRIPE_WEBHOOK)
     def stripe_webhook(self, request: ApiRequest) -> dict[str, Any]:

@@ -7,7 +7,8 @@ and an invoice's amount due are sums over the ledger rather than numbers kept be
 Accounts: ``cash_at_stripe`` (what Stripe holds for us), ``deposits_held`` (deposits paid for holds not yet
 booked), ``receivable`` (what patients owe on invoices; negative: what we owe them), ``deferred_revenue`` (booked,
 not yet given), ``revenue:<code>`` (by visit type and travel zone), ``discounts``, ``fee_revenue``, ``refunds``
-(money returned after a visit was given), ``processor_fees`` (Stripe's fees), ``disputed_funds``.
+(money returned after a visit was given), ``processor_fees`` (Stripe's fees), ``disputed_funds``,
+``package_credits`` (packages paid for, visits not yet given).
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ def deposit_received(payment_intent_id: str, hold_id: str, patient_id: str, amou
     return entry(f"payment:{payment_intent_id}", "deposit", currency, posted_at,
                  with_processor_fee(lines, fee_cents, patient_id), payment_intent_id=payment_intent_id,
                  charge_id=charge_id, fee_cents=fee_cents, hold_id=hold_id, patient_id=patient_id)
+
+
+def package_sold(payment_intent_id: str, purchase_id: str, patient_id: str, amount_cents: int, fee_cents: int,
+                 currency: str, posted_at: datetime, charge_id: str | None = None) -> dict[str, Any]:
+    """A package paid in full: owed to the patient as visits until they are given (``package_credits``)."""
+    lines = [line("cash_at_stripe", amount_cents, patient_id, purchase_id=purchase_id),
+             line("package_credits", -amount_cents, patient_id, purchase_id=purchase_id)]
+    return entry(f"payment:{payment_intent_id}", "package", currency, posted_at,
+                 with_processor_fee(lines, fee_cents, patient_id), payment_intent_id=payment_intent_id,
+                 charge_id=charge_id, fee_cents=fee_cents, purchase_id=purchase_id, patient_id=patient_id)
 
 
 def invoice_opened(invoice_id: str, patient_id: str, total_cents: int, deposit_cents: int, hold_id: str | None,

@@ -116,6 +116,20 @@ class Payments:
         }, options={"idempotency_key": f"deposit:{hold_id}"})
         return intent.id
 
+    def charge_now(self, operation_key: str, customer_id: str, payment_method_id: str, amount_cents: int,
+                   currency: str, metadata: dict[str, str]) -> PaymentOutcome:
+        """Charge the card the patient just gave (a package), saving it for off-session charges."""
+        try:
+            intent = self._call(self.client.v1.payment_intents.create, params={
+                "amount": amount_cents, "currency": currency, "customer": customer_id,
+                "payment_method": payment_method_id, "payment_method_types": ["card"], "confirm": True,
+                "setup_future_usage": "off_session", "metadata": metadata, "expand": EXPAND,
+            }, options={"idempotency_key": operation_key})
+        except stripe.CardError as exc:
+            return PaymentOutcome("failed", None, amount_cents, currency, failure_code=exc.code or "card_declined",
+                                  metadata=metadata)
+        return outcome_of(intent)
+
     def confirm(self, operation_key: str, payment_intent_id: str, payment_method_id: str) -> PaymentOutcome:
         """Confirm with the card the website collected; a decline is an outcome, not an exception."""
         try:

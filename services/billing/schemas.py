@@ -189,3 +189,11 @@ class ExportRequestSchema(Schema):
             raise ValidationError({"date_to": ["must not be before date_from"]})
         if (data["date_to"] - data["date_from"]).days > 366:
             raise ValidationError({"date_to": ["a range of at most 366 days"]})
+
+
+class PackagePurchaseSchema(Schema):
+    patient_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    package = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    payment_method_id = fields.String(required=True, validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,120}$"))
+    discount_codes = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+                                 validate=validate.Length(max=5))

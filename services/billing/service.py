@@ -23,7 +23,7 @@ from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from chassis.subscriber import subscribe
 from services.billing import documents, exports, fees, ledger
-from services.billing.catalogue import quote_visit
+from services.billing.catalogue import quote_package, quote_visit
 from services.billing.dependencies import (
     StripeAccount,
     create_indexes,
@@ -55,6 +55,7 @@ from services.billing.schemas import (
     DepositSchema,
     ExportRequestSchema,
     InvoiceSchema,
+    PackagePurchaseSchema,
     PatientDeclined,
     PatientRegistered,
     QuoteRequestSchema,
@@ -187,6 +188,43 @@ class BillingService(RpcServiceBase):
         if outcome.payment_method_id:
             self.store.db.customers.update_one({"_id": patient_id},
                                                {"$set": {"saved_payment_method_id": outcome.payment_method_id}})
+
+    @rpc
+    def buy_package(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A package of visits (e.g. the 6-infusion induction) paid in full now, at the catalogue's package
+        price; the purchase id derives from the client's operation key, so a retried request charges once."""
+        asked = validated(PackagePurchaseSchema(), request)
+        now = utcnow()
+        quote = quote_package(PRICE_CATALOGUE.effective_at(now), asked["package"],
+                              discount_codes=asked["discount_codes"])
+        purchase_id = self.store.creation_id("pkg", asked["patient_id"], asked["package"])
+        customer_id = self._customer_id(asked["patient_id"])
+        outcome = self._stripe("charge_now", f"package:{purchase_id}", customer_id, asked["payment_method_id"],
+                               quote.total_cents, quote.currency,
+                               {"kind": "package", "purchase_id": purchase_id, "patient_id": asked["patient_id"],
+                                "package": asked["package"]})
+        if outcome.status == "failed":
+            raise CardDeclined("the card was declined", decline_code=outcome.failure_code)
+        if outcome.status == "succeeded":
+            self._package_paid(outcome)
+        return {"purchase_id": purchase_id, "package": asked["package"], **_outcome_fields(outcome)}
+
+    def _package_paid(self, outcome: PaymentOutcome) -> None:
+        """Recorded once, from the answer or the webhook: the ledger entry, then the patient's package."""
+        purchase_id, patient_id = outcome.metadata["purchase_id"], outcome.metadata["patient_id"]
+        catalogue = PRICE_CATALOGUE.effective_at()
+        terms = catalogue["packages"][outcome.metadata["package"]]
+        entry = ledger.package_sold(outcome.payment_intent_id, purchase_id, patient_id, outcome.amount_cents,
+                                    outcome.fee_cents, outcome.currency, utcnow(), outcome.charge_id)
+        succeeded = self.store.event("payment.succeeded", {**_payment_fields(outcome, patient_id), "kind": "package",
+                                                           "invoice_id": None, "appointment_id": None})
+        self.store.insert_once("journal", entry, [succeeded])
+        self.store.insert_once("packages", {
+            "_id": purchase_id, "patient_id": patient_id, "package": outcome.metadata["package"],
+            "visit_type": terms["visit_type"], "visits": terms["visits"], "visits_used": 0,
+            "amount_cents": outcome.amount_cents, "catalogue_version": catalogue.version,
+            "expires_at": utcnow() + timedelta(days=terms["valid_days"]),
+            "payment_intent_id": outcome.payment_intent_id})
 
     @subscribe("scheduling", "booking.failed", BookingFailed)
     def refund_failed_booking(self, event: Event) -> None:
@@ -614,6 +652,8 @@ class BillingService(RpcServiceBase):
             self._deposit_succeeded(outcome)
         elif outcome.status == "succeeded" and kind == "balance":
             self._balance_succeeded(outcome)
+        elif outcome.status == "succeeded" and kind == "package":
+            self._package_paid(outcome)
         elif outcome.status == "failed" and kind == "balance":
             invoice = self._invoice(outcome.metadata["invoice_id"])
             self._balance_failed(invoice, outcome.amount_cents, outcome.failure_code or "card_declined")

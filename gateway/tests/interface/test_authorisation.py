@@ -137,6 +137,7 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
         "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},
         "payDeposit": lambda: {"payment_method_id": "pm_card_visa"},
+        "buyPackage": lambda: {"package": "induction-6", "payment_method_id": "pm_card_visa"},
         "refundInvoice": lambda: {"amount_cents": 100, "currency": "usd", "reason": "matrix test"},
     }
     return bodies[operation_id]() if operation_id in bodies else None

@@ -286,3 +286,22 @@ def test_one_fee_waiver_per_patient_per_year(billing, config, db, patient):
     with pytest.raises(DomainError) as refused:
         call(billing, "waive_fee", second["_id"], "adm_1")
     assert refused.value.code == "waiver_not_available"
+
+
+def test_a_package_is_paid_in_full_once_and_recorded_as_credits(billing, db, emitted, stripe_client, patient):
+    request = {"patient_id": patient, "package": "induction-6", "payment_method_id": "pm_card_visa"}
+
+    bought = call(billing, "buy_package", request)
+    again = call(billing, "handle_stripe_event", {"id": f"evt_pkg_{patient}", "type": "payment_intent.succeeded",
+                                                  "data": {"object": {"id": bought["payment_intent_id"]}}})
+
+    assert (bought["status"], bought["amount_cents"]) == ("succeeded", 302500)
+    assert again["duplicate"] is False
+    assert db.journal.count_documents({"kind": "package"}) == 1
+    package = db.packages.find_one({"patient_id": patient})
+    assert (package["visits"], package["visits_used"], package["visit_type"]) == (6, 0, "iv-mood")
+    assert ledger.total(list(db.journal.find()), "package_credits") == -302500
+    assert [p["kind"] for p in wait_for(lambda: emitted("payment.succeeded"))] == ["package"]
+    with pytest.raises(DomainError) as refused:
+        call(billing, "buy_package", {**request, "package": "induction-99"})
+    assert refused.value.status == 422
