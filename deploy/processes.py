@@ -70,6 +70,24 @@ class Platform:
         self.processes[label] = process
         return line.split(" ", 1)[1]
 
+    def start_stripe_double(self, port: int, state: Path | None = None,
+                            webhook_secret: str = "whsec_stand_in") -> str:
+        """Start the Stripe stand-in (``services/billing/stripe_double.py``) on loopback and point billing and
+        the gateway's webhook secret at it; its webhooks are sent to the gateway once it runs
+        (``connect_stripe_webhooks``)."""
+        from services.billing.stripe_double import spawn
+
+        self.processes["stripe-double"] = spawn(port, state, log_file=open(self.log_path("stripe-double"), "a"))
+        base = f"http://127.0.0.1:{port}"
+        self.env.update(STRIPE_API_KEY="sk_test_stand_in", STRIPE_API_BASE=base,
+                        STRIPE_WEBHOOK_SECRET=self.env.get("STRIPE_WEBHOOK_SECRET") or webhook_secret)
+        return base
+
+    def connect_stripe_webhooks(self) -> None:
+        """Have the stand-in sign and send its events to the gateway's ``POST /v1/webhooks/stripe``."""
+        requests.post(f"{self.env['STRIPE_API_BASE']}/_config/webhooks/gateway", timeout=5, data={
+            "url": f"{self.url}/v1/webhooks/stripe", "secret": self.env["STRIPE_WEBHOOK_SECRET"]}).raise_for_status()
+
     def start(self, name: str, label: str | None = None, env: dict[str, str] | None = None) -> None:
         """Start one process of ``name``; ``label`` names another process of the same service; ``env`` adds
         settings for this process only (e.g. a fault to inject)."""

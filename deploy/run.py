@@ -1,10 +1,11 @@
 """``make run``: the whole platform on loopback, seeded with demo data, until Ctrl-C.
 
 Starts the document store (mongoeco with its SQLite engine under ``.data/``, unless ``MONGO_URI`` points
-at a MongoDB already), the four services and the gateway as separate ``nameko run`` processes, waits until
-``/ready`` answers, seeds a few nurses and one demo patient through the public API, writes
-``.data/demo.env`` (ids and tokens for the README's example) and supervises: Ctrl-C, or any process dying,
-stops every process it started. RabbitMQ is started beforehand by ``deploy/ensure_rabbitmq.sh``.
+at a MongoDB already), the Stripe stand-in (unless ``STRIPE_API_KEY`` is set: then billing talks to Stripe),
+the four services and the gateway as separate ``nameko run`` processes, waits until ``/ready`` answers, seeds a
+few nurses and one demo patient through the public API, writes ``.data/demo.env`` (ids and tokens for the
+README's example) and supervises: Ctrl-C, or any process dying, stops every process it started. RabbitMQ is
+started beforehand by ``deploy/ensure_rabbitmq.sh``.
 
 With no ``SMTP_HOST`` it starts a local mail server (aiosmtpd) keeping every email the platform sends as a file
 under ``.data/mail/``; with no ``SMS_API_BASE``, the SMS provider double keeping every text under ``.data/sms/``.
@@ -118,9 +119,21 @@ def main() -> int:
             uri = platform.start_store(int(os.environ.get("MONGO_PORT", "27017")), DATA / "mongo.sqlite3")
             say(f"store: mongoeco on {uri} (data in .data/mongo.sqlite3)")
         start_local_outboxes(platform)
+        stand_in = not platform.env.get("STRIPE_API_KEY")
+        if stand_in:
+            base = platform.start_stripe_double(int(os.environ.get("STRIPE_DOUBLE_PORT", "8420")),
+                                                DATA / "stripe-double.pickle")
+            say(f"payments: no STRIPE_API_KEY, so billing talks to the Stripe stand-in on {base} "
+                "(localstripe; test cards such as pm_card_visa; data in .data/stripe-double.pickle)")
+        else:
+            say("payments: STRIPE_API_KEY is set, so billing talks to Stripe (no stand-in started)")
+            if not platform.env.get("STRIPE_WEBHOOK_SECRET"):
+                say("payments: STRIPE_WEBHOOK_SECRET is not set: POST /v1/webhooks/stripe will answer 503")
         platform.start_all()
         say("intake, scheduling, billing, notifications and gateway started (logs in .data/logs/)")
         platform.wait_until_ready()
+        if stand_in:
+            platform.connect_stripe_webhooks()
         patient_id = seed(platform.url)
         say(f"ready: gateway on {platform.url} (API docs at {platform.url}/docs)")
         say(f"demo patient {patient_id}; nurses {', '.join(DEMO_NURSES)}")

@@ -489,7 +489,7 @@ class ApiEntrypoint(HttpRequestHandler):
             raise InvalidQuery(validation_errors(exc.messages)) from exc
 
     def _run_handler(self, api_request: ApiRequest, path_values: dict[str, Any],
-                     operation_key: str | None) -> tuple[int, dict[str, str], str]:
+                     operation_key: str | None) -> tuple[int, dict[str, str], Any]:
         done = Event()
         context_data = {CORRELATION_KEY: api_request.request_id}
         if operation_key is not None:
@@ -500,7 +500,10 @@ class ApiEntrypoint(HttpRequestHandler):
         if exc_info is not None:
             raise exc_info[1]
         if isinstance(result, Response):
-            return result.status_code, dict(result.headers), result.get_data(as_text=True)
+            # A route answering a file or an export (``response_media``) passes its body through as it is:
+            # bytes, or an iterable that streams (never read whole here).
+            body = result.response if self.route.response_media else result.get_data(as_text=True)
+            return result.status_code, dict(result.headers), body
         return self.route.response_status, {"Content-Type": "application/json"}, to_json(result)
 
     def handle_result(self, event: Event, worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:

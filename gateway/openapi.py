@@ -167,6 +167,9 @@ class _OperationBuilder:
         if route.response_schema is not None and route.response_status != 204:
             schema = self._page_ref(route.response_schema) if route.many else route.response_schema
             response["content"] = {"application/json": {"schema": schema}}
+        if route.response_media:
+            response["content"] = {media: {"schema": {"type": "string", "format": "binary"}}
+                                   for media in route.response_media}
         return response
 
     def _problem(self, status: int) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class Route:
     signature: str = "stripe"
     #: How the body is encoded: "json", or "form" (application/x-www-form-urlencoded, as Twilio posts).
     body_type: str = "json"
+    #: Media types of a success that is not JSON (a PDF, a CSV export): the handler returns a ``Response``.
+    response_media: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []

@@ -124,11 +124,34 @@ class InvoiceSchema(Schema):
     status = fields.String(required=True)
     currency = fields.String(required=True)
     line_items = fields.List(fields.Nested(LineItemSchema), required=True)
+    discount_cents = fields.Integer()
     total_cents = fields.Integer(required=True)
+    deposit_cents = fields.Integer(metadata={"description": "due when the visit was held (its quote's)"})
     amount_due_cents = fields.Integer(required=True)
+    quote_id = fields.String(allow_none=True, metadata={"description": "the quote the visit was booked at"})
+    hold_id = fields.String(allow_none=True)
+    fee_cents = fields.Integer(metadata={"description": "kept when the visit was called off"})
+    payments = fields.List(fields.Nested(lambda: InvoicePaymentSchema()), metadata={"description": "one invoice"})
+    refunds = fields.List(fields.Nested(lambda: InvoiceRefundSchema()), metadata={"description": "one invoice"})
     catalogue_version = fields.String(required=True)
     visit_start_at = fields.DateTime(required=True)
     created_at = fields.DateTime(required=True)
+
+
+class InvoicePaymentSchema(Schema):
+    payment_intent_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["deposit", "balance"]))
+    amount_cents = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    posted_at = fields.DateTime(required=True)
+
+
+class InvoiceRefundSchema(Schema):
+    refund_id = fields.String(required=True)
+    amount_cents = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    reason = fields.String(required=True)
+    posted_at = fields.DateTime(required=True)
 
 
 class InvoiceQuerySchema(PageQuerySchema):

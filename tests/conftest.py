@@ -53,10 +53,28 @@ def platform(vhost, mongo_uri, e2e_database_prefix, tmp_path_factory):
            "JWT_SECRET": JWT_SECRET, "EVENT_RETRY_DELAYS": "[0.2, 0.5]", "OUTBOX_POLL_SECONDS": "0.3",
            "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO",
            "RATE_LIMIT_REGISTER": "1000/3600"}  # every sign-up here comes from one address
+    env.pop("STRIPE_API_KEY", None)  # never Stripe itself from the tests
     platform = EndToEndPlatform(env, tmp_path_factory.mktemp("logs"))
+    platform.start_stripe_double(free_port())
     platform.start_all()
     try:
         platform.wait_until_ready()
+        platform.connect_stripe_webhooks()
         yield platform
     finally:
         platform.stop()
+
+
+@pytest.fixture(autouse=True)
+def ledger_sums_to_zero(request, mongo_uri):
+    """After every end-to-end test, billing's ledger balances: each journal entry and the whole."""
+    yield
+    if "platform" not in request.fixturenames:
+        return
+    import pymongo
+
+    from services.billing.ledger import problems
+
+    prefix = request.getfixturevalue("e2e_database_prefix")
+    with pymongo.MongoClient(mongo_uri) as client:
+        assert problems(client[prefix + "billing"].journal.find({}, {"outbox": 0})) == []

@@ -22,6 +22,7 @@ from nameko.testing.utils import find_free_port
 
 from chassis.testing import fresh_databases, wait_for
 from gateway.tests.interface.support import ALL_SERVICES, JWT_SECRET, Platform, start_runner
+from services.billing.stripe_double import running
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,16 @@ def module_mongo_client(mongo_uri) -> Iterator[pymongo.MongoClient]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def stripe_stand_in() -> Iterator[str]:
+    """The Stripe stand-in (``services/billing/stripe_double.py``), one for the session: billing pays through it."""
+    with running() as base:
+        yield base
+
+
 @pytest.fixture(scope="module")
-def module_service_config(module_rabbit_config, mongo_uri, module_database_prefix) -> dict[str, Any]:
+def module_service_config(module_rabbit_config, mongo_uri, module_database_prefix,
+                          stripe_stand_in) -> dict[str, Any]:
     """The root ``service_config`` at module scope, plus the gateway's token secret."""
     return {
         **module_rabbit_config,
@@ -66,6 +75,7 @@ def module_service_config(module_rabbit_config, mongo_uri, module_database_prefi
         "OUTBOX_LEASE_SECONDS": 30,
         "DEAD_LETTER_QUEUE": "infusion.dead-letters",
         "JWT_SECRET": JWT_SECRET,
+        "STRIPE_API_KEY": "sk_test_gateway", "STRIPE_API_BASE": stripe_stand_in,
     }
 
 

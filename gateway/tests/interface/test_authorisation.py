@@ -18,13 +18,17 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.utils import get_container
 from nameko.web.handlers import HttpRequestHandler
 
+from chassis.testing import wait_for
 from gateway.endpoints import ROUTES
 from gateway.service import GatewayService
 from gateway.signatures import twilio_signature
@@ -68,9 +72,27 @@ def world(platform: Platform) -> World:
                                 json={"clinician_id": CLINICIAN})  # A is in the care of the matrix's clinician
     assert assigned.status_code == 200, assigned.text
     assert (appointment_a["nurse_id"], appointment_b["nurse_id"]) == (nurse_a, nurse_b)
+    invoice_a = platform.invoice_of(appointment_a["id"])["id"]
+    paid_for(platform, patient_a, appointment_a["id"], invoice_a)
     return World(patient_a, patient_b, nurse_a, nurse_b, appointment_a["id"], appointment_b["id"],
-                 platform.invoice_of(appointment_a["id"])["id"], platform.invoice_of(appointment_b["id"])["id"],
-                 review_a)
+                 invoice_a, platform.invoice_of(appointment_b["id"])["id"], review_a)
+
+
+def paid_for(platform: Platform, patient_id: str, appointment_id: str, invoice_id: str) -> None:
+    """A's hold ``hld_matrix`` quoted (its deposit is for the matrix to pay), a card saved by an earlier hold's
+    deposit, and A's visit given and paid, so that its invoice can be refunded."""
+    expires_at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    with ClusterRpcProxy(platform.config) as rpc:
+        for hold_id in ("hld_matrix", "hld_matrix_earlier"):
+            rpc.billing.quote({"patient_id": patient_id, "visit_type": "iv-mood", "hold_id": hold_id,
+                               "expires_at": expires_at})
+        rpc.billing.pay_deposit("hld_matrix_earlier", "pm_card_visa")
+    event = {"event_id": f"evt_matrix_{appointment_id}", "type": "visit.completed", "version": 1,
+             "occurred_at": datetime.now(UTC).isoformat(), "correlation_id": "matrix", "producer": "scheduling",
+             "payload": {"appointment_id": appointment_id, "patient_id": patient_id, "visit_type": "iv-mood",
+                         "infusion_minutes": 45, "completed_at": datetime.now(UTC).isoformat()}}
+    event_dispatcher(platform.config)("scheduling", "visit.completed", event)
+    wait_for(lambda: platform.db("billing").invoices.find_one({"_id": invoice_id, "status": "settled"}))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +128,8 @@ def subject_of(role: str, world: World) -> str:
 
 def path_values(world: World) -> dict[str, str]:
     return {"patient_id": world.patient_a, "appointment_id": world.appointment_a, "invoice_id": world.invoice_a,
-            "nurse_id": "nur_matrix", "asset": "docs.css", "review_id": world.review_a}
+            "nurse_id": "nur_matrix", "asset": "docs.css", "review_id": world.review_a,
+            "hold_id": "hld_matrix", "kind": "payments"}
 
 
 def sign_consent(platform: Platform, patient_id: str) -> str:
@@ -154,6 +177,10 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
                                    "document_reference": "doc-matrix"},
         "signConsent": lambda: {"document_version": platform.get("/v1/consent-documents/current").json()["version"]},
         "decideReview": lambda: {"decision": "decline", "reason_code": "clinical_judgement"},
+        "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},
+        "payDeposit": lambda: {"payment_method_id": "pm_card_visa"},
+        "buyPackage": lambda: {"package": "induction-6", "payment_method_id": "pm_card_visa"},
+        "refundInvoice": lambda: {"amount_cents": 100, "currency": "usd", "reason": "matrix test"},
     }
     return bodies[operation_id]() if operation_id in bodies else None
 
