@@ -35,7 +35,7 @@ DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017/?directConnection=true"
 #: The services whose databases may hold outboxes (each database is named after its service).
 SERVICES = ("intake", "scheduling", "billing", "notifications")
 #: Modules whose ``register(subcommands)`` adds a service's own commands (e.g. billing's ``ledger check``).
-SERVICE_COMMANDS: tuple[str, ...] = ("services.notifications.commands",)
+SERVICE_COMMANDS: tuple[str, ...] = ("services.billing.commands", "services.notifications.commands")
 
 
 def _settings() -> dict[str, Any]:
