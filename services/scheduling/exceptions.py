@@ -5,12 +5,26 @@ class AppointmentNotFound(NotFound):
     code = "appointment_not_found"
 
 
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+
+
 class NurseNotFound(NotFound):
     code = "nurse_not_found"
 
 
 class NurseCannotServePatient(NotAllowed):
     code = "nurse_cannot_serve_patient"
+
+
+class OutsideServiceArea(NotAllowed):
+    """No active nurse with a current licence in the patient's state serves the patient's address."""
+
+    code = "outside_service_area"
+
+
+class AddressNotLocated(NotAllowed):
+    code = "address_not_located"
 
 
 class PatientNotCleared(NotAllowed):
@@ -21,8 +35,24 @@ class TimeNotBookable(NotAllowed):
     code = "time_not_bookable"
 
 
+class VisitNotPriced(NotAllowed):
+    """Billing cannot price the visit, so no hold is placed (never a booking whose invoice fails later)."""
+
+    code = "visit_not_priced"
+
+
 class NoNurseAvailable(Conflict):
     code = "slot_taken"
+
+
+class PatientHasVisit(Conflict):
+    code = "patient_has_visit"
+
+
+class ClaimContended(Conflict):
+    """Other bookings of the same nurse and day kept winning the race: nothing was claimed, try again."""
+
+    code = "claim_contended"
 
 
 class InvalidVisitType(InvalidInput):

@@ -1,33 +1,75 @@
-"""Scheduling: nurses and appointments. A thin Nameko shell around ``domain``."""
+"""Scheduling: the nurse roster, availability, holds and appointments. A thin Nameko shell around ``domain``
+(slot and travel maths), ``roster`` (licences, service areas, working hours) and ``claims`` (the store's
+unique keys)."""
 
 from __future__ import annotations
 
+import logging
+import os
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from nameko.dependency_providers import Config
 from nameko.rpc import rpc
-from pymongo.errors import DuplicateKeyError
+from nameko.timer import timer
 
 import services.scheduling.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
-from chassis.ids import new_id
+from chassis.config import ConfigVersion
+from chassis.errors import InvalidInput, Rejected, RemoteDomainError
+from chassis.events import Event
+from chassis.ids import derived_id
 from chassis.pagination import fetch_page
 from chassis.rpc import TimedRpcProxy
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
+from chassis.subscriber import subscribe
+from services.scheduling.claims import LIVE, Claim, as_stop, claim_visit
 from services.scheduling.dependencies import create_indexes, load_calendar
-from services.scheduling.domain import BookingRefused, nurses_for, slot_keys, visit_window
+from services.scheduling.domain import BookingRefused, VisitWindow, fits, offered_starts, open_gaps, visit_window
 from services.scheduling.exceptions import (
+    AddressNotLocated,
     AppointmentNotFound,
+    HoldNotFound,
     InvalidVisitType,
     NoNurseAvailable,
     NurseCannotServePatient,
     NurseNotFound,
+    OutsideServiceArea,
+    PatientHasVisit,
     PatientNotCleared,
     TimeNotBookable,
+    VisitNotPriced,
 )
-from services.scheduling.schemas import AppointmentSchema, BookingRequestSchema, NurseSchema
+from services.scheduling.roster import (
+    Place,
+    home_of,
+    licensed_on,
+    locate,
+    nurses_for,
+    shifts_on,
+    travel_time,
+    why_not,
+    work_day,
+)
+from services.scheduling.schemas import (
+    AppointmentSchema,
+    AvailabilityRequestSchema,
+    BookingRequestSchema,
+    DepositPaid,
+    HoldSchema,
+    HoursSchema,
+    NurseSchema,
+    nurse_view,
+)
+
+log = logging.getLogger(__name__)
 
 CALENDAR = load_calendar()
+HOLD_SWEEP_SECONDS = float(os.environ.get("HOLD_SWEEP_SECONDS", "5"))
+HIDDEN = {"outbox": 0, "slot_keys": 0, "revision_keys": 0, "processed_events": 0}
+BOOKED = {"booked_at": {"$exists": True}}
 
 
 class SchedulingService(RpcServiceBase):
@@ -35,83 +77,365 @@ class SchedulingService(RpcServiceBase):
 
     store = Store("scheduling", indexes=create_indexes, outbox=("appointments",))
     intake = TimedRpcProxy("intake")
+    billing = TimedRpcProxy("billing")
+    config = Config()
+
+    # --- the roster ------------------------------------------------------------------------------------
 
     @rpc
     def add_nurse(self, nurse: dict[str, Any]) -> dict[str, Any]:
-        """Add or update a nurse (by id): name, states of licence, active."""
-        nurse = validated(NurseSchema(), nurse)
-        self.store.db.nurses.replace_one({"_id": nurse["_id"]}, nurse, upsert=True)
-        return NurseSchema().dump(nurse)
+        """Add or replace a nurse (by id): licences, home base and service area, working hours."""
+        stored = NurseSchema().dump(validated(NurseSchema(), nurse))
+        stored["_id"] = stored.pop("id")
+        self.store.db.nurses.replace_one({"_id": stored["_id"]}, stored, upsert=True)
+        return nurse_view(stored)
+
+    @rpc
+    def set_nurse_hours(self, nurse_id: str, hours: dict[str, Any]) -> dict[str, Any]:
+        """Replace a nurse's weekly working hours and exceptions (days off, extra shifts)."""
+        changed = HoursSchema().dump(validated(HoursSchema(), hours))
+        updated = self.store.db.nurses.find_one_and_update({"_id": str(nurse_id)}, {"$set": changed},
+                                                           return_document=True)
+        if updated is None:
+            raise NurseNotFound(f"no nurse {nurse_id}", nurse_id=nurse_id)
+        return nurse_view(updated)
 
     @rpc
     def list_nurses(self, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
         """A page of nurses in id order."""
         page = fetch_page(self.store.db.nurses, {}, "_id", cursor=cursor, limit=limit)
-        return {"items": NurseSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
+        return {"items": [nurse_view(nurse) for nurse in page.items], "next_cursor": page.next_cursor}
+
+    @rpc
+    def nurse_schedule(self, nurse_id: str, day: str) -> dict[str, Any]:
+        """A nurse's working hours and visits (holds included) on one of their local dates."""
+        nurse = self._nurse(nurse_id)
+        try:
+            local_day = date.fromisoformat(str(day))
+        except ValueError as exc:
+            raise InvalidInput("not a date", errors={"date": ["a date YYYY-MM-DD"]}) from exc
+        visits = self.store.db.appointments.find({"nurse_id": nurse["_id"], "work_day": str(local_day), **LIVE},
+                                                 HIDDEN).sort("start_at", 1)
+        return {"nurse_id": nurse["_id"], "date": str(local_day), "time_zone": nurse["time_zone"],
+                "shifts": _json([{"start_at": start, "end_at": end} for start, end in shifts_on(nurse, local_day)]),
+                "visits": [{**AppointmentSchema(exclude=("booked_at",)).dump(visit),
+                            "status": HoldSchema().dump(visit)["status"]} for visit in visits]}
+
+    # --- availability -------------------------------------------------------------------------------------
+
+    @rpc
+    def availability(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Free start times for a patient's visit over a range of their local dates, across every nurse who
+        may visit them: one query for the nurses, one for their visits in the range, one for the patient's."""
+        query = validated(AvailabilityRequestSchema(), query)
+        calendar = self._calendar(query["visit_type"])
+        days = [query["from_"] + timedelta(days=n) for n in range((query["to"] - query["from_"]).days + 1)]
+        if len(days) > calendar["maximum_search_days"]:
+            raise InvalidInput("the range is too long",
+                               errors={"to": [f"at most {calendar['maximum_search_days']} days after from"]})
+        eligibility, place = self._eligible_and_placed(query["patient_id"], query["visit_type"])
+        state, postal_code, time_zone = eligibility["state"], eligibility["postal_code"], eligibility["time_zone"]
+        now = utcnow()
+        starts = [start for day in days for start in offered_starts(calendar, query["visit_type"], day, time_zone, now)]
+        nurses = self._nurses_serving(state, postal_code, place, days[0], query.get("nurse_id"))
+        duration = timedelta(minutes=calendar["visit_types"][query["visit_type"]]["duration_minutes"])
+        slots = []
+        if starts:
+            free_at = self._free_nurse_finder(nurses, calendar, place, duration, starts[0], starts[-1] + duration)
+            patient_busy = self._patient_busy(query["patient_id"], starts[0], starts[-1] + duration)
+            for start in starts:
+                end = start + duration
+                if any(busy_start < end and start < busy_end for busy_start, busy_end in patient_busy):
+                    continue
+                local_day = start.astimezone(ZoneInfo(time_zone)).date()
+                free = sum(1 for nurse in nurses if licensed_on(nurse, state, local_day) and free_at(nurse, start))
+                if free:
+                    slots.append({"start_at": start, "end_at": end,
+                                  "local_start": start.astimezone(ZoneInfo(time_zone)).isoformat(),
+                                  "nurses_free": free})
+        return {"patient_id": query["patient_id"], "visit_type": query["visit_type"], "time_zone": time_zone,
+                "calendar_version": calendar.version, "slots": _json(slots)}
+
+    def _free_nurse_finder(self, nurses: list[dict[str, Any]], calendar: ConfigVersion, place: Place,
+                           duration: timedelta, first: datetime, last: datetime) -> Any:
+        """``free_at(nurse, start)``: whether a visit at ``place`` fits the nurse's day, from one query of the
+        nurses' live visits in the range and each nurse-day's gaps computed once."""
+        days = {str((first - timedelta(days=1)).date()), str((last + timedelta(days=1)).date())}
+        stops: dict[tuple[str, str], list[Any]] = {}
+        for visit in self.store.db.appointments.find(
+                {"nurse_id": {"$in": [nurse["_id"] for nurse in nurses]}, **LIVE,
+                 "work_day": {"$gte": min(days), "$lte": max(days)}},
+                {"nurse_id": 1, "work_day": 1, "start_at": 1, "end_at": 1, "place": 1}):
+            stops.setdefault((visit["nurse_id"], visit["work_day"]), []).append(as_stop(visit))
+        gaps: dict[tuple[str, date], list[tuple[datetime, datetime]]] = {}
+
+        def free_at(nurse: dict[str, Any], start: datetime) -> bool:
+            key = (nurse["_id"], work_day(nurse, start))
+            if key not in gaps:
+                gaps[key] = open_gaps(shifts_on(nurse, key[1]), stops.get((key[0], str(key[1])), []), home_of(nurse),
+                                      place, duration, lambda a, b: travel_time(a, b, calendar["travel"]))
+            return fits(start, gaps[key])
+
+        return free_at
+
+    def _patient_busy(self, patient_id: str, first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
+        return [(visit["start_at"], visit["end_at"]) for visit in self.store.db.appointments.find(
+            {"patient_id": patient_id, **LIVE, "start_at": {"$lt": last}, "end_at": {"$gt": first}},
+            {"start_at": 1, "end_at": 1})]
+
+    # --- booking and holds ----------------------------------------------------------------------------------
 
     @rpc
     def book_appointment(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Book a home visit: the patient must be cleared by intake and a licensed nurse free."""
+        """Book a home visit without a deposit (staff by phone): the first free nurse who may visit the patient
+        then, travel counted, gets it."""
         request = validated(BookingRequestSchema(), request)
-        calendar = CALENDAR.effective_at()
-        if request["visit_type"] not in calendar["visit_types"]:
-            raise InvalidVisitType("unknown visit type", errors={"visit_type": ["unknown visit type"]})
-        eligibility = self.intake.booking_eligibility(request["patient_id"])
-        if not eligibility["eligible"]:
-            raise PatientNotCleared("the patient may not book yet", reasons=eligibility["reasons"],
-                                    rules_version=eligibility["rules_version"])
-        try:
-            window = visit_window(calendar, request["visit_type"], request["start_at"],
-                                  eligibility["time_zone"], utcnow())
-        except BookingRefused as refused:
-            raise TimeNotBookable(str(refused), reason=refused.reason) from refused
+        appointment_id = self.store.creation_id("apt")
+        existing = self.store.db.appointments.find_one({"_id": appointment_id}, HIDDEN)
+        if existing is not None:
+            return AppointmentSchema().dump(existing)
+        visit = self._visit(request)
 
-        nurses = nurses_for(list(self.store.db.nurses.find()), eligibility["state"], request.get("nurse_id"))
-        if "nurse_id" in request and not nurses:
-            if self.store.db.nurses.count_documents({"_id": request["nurse_id"]}) == 0:
-                raise NurseNotFound(f"no nurse {request['nurse_id']}", nurse_id=request["nurse_id"])
-            raise NurseCannotServePatient("this nurse is not active or not licensed in the patient's state",
-                                          nurse_id=request["nurse_id"], state=eligibility["state"])
-        appointment_id = new_id("apt")
-        for nurse in nurses:
-            appointment = {
-                "_id": appointment_id, "patient_id": request["patient_id"], "nurse_id": nurse["_id"],
-                "visit_type": request["visit_type"], "status": "booked",
-                "start_at": window.start_at, "end_at": window.end_at, "time_zone": eligibility["time_zone"],
-                "local_start": window.local_start.isoformat(), "booked_at": utcnow(),
-                "calendar_version": calendar.version, "slot_keys": slot_keys(calendar, nurse["_id"], window),
-            }
-            booked = self.store.event("appointment.booked", {
-                "appointment_id": appointment_id, "patient_id": request["patient_id"], "nurse_id": nurse["_id"],
-                "visit_type": request["visit_type"], "start_at": window.start_at, "end_at": window.end_at,
-                "time_zone": eligibility["time_zone"],
-            })
-            try:
-                self.store.insert_with_events("appointments", appointment, [booked])
-            except DuplicateKeyError:
-                continue  # this nurse is taken at that time: try the next one
-            return AppointmentSchema().dump(appointment)
-        raise NoNurseAvailable("no nurse is free at that time", start_at=window.start_at.isoformat())
+        def booking(nurse: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            appointment = {**visit.document(appointment_id, nurse), "status": "booked", "booked_at": utcnow()}
+            return appointment, [self._booked_event(appointment)]
+
+        return AppointmentSchema().dump(self._claim_first_free(visit, booking))
+
+    @rpc
+    def place_hold(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Hold a visit for ``HOLD_MINUTES`` while the patient pays the deposit: the slots are claimed exactly
+        as a booking claims them, with billing's quote. A visit billing cannot price is refused before any
+        slot is claimed."""
+        request = validated(BookingRequestSchema(), request)
+        hold_id = self.store.creation_id("hld")
+        existing = self.store.db.appointments.find_one({"hold_id": hold_id})
+        if existing is not None:
+            return HoldSchema().dump(existing)
+        visit = self._visit(request)
+        expires_at = utcnow() + timedelta(minutes=float(self.config.get("HOLD_MINUTES", 10)))
+        quote = self._quote(hold_id, visit, expires_at)
+
+        def hold(nurse: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            held = {**visit.document(derived_id("apt", hold_id), nurse), "hold_id": hold_id, "status": "held",
+                    "expires_at": expires_at, "quote": quote, "held_at": utcnow()}
+            placed = self.store.event("hold.placed", {
+                "hold_id": hold_id, "patient_id": held["patient_id"], "nurse_id": nurse["_id"],
+                "visit_type": held["visit_type"], "start_at": held["start_at"], "end_at": held["end_at"],
+                "time_zone": held["time_zone"], "expires_at": expires_at, "quote_id": quote["quote_id"],
+                "deposit_cents": quote["deposit_cents"], "currency": quote["currency"]})
+            return held, [placed]
+
+        return HoldSchema().dump(self._claim_first_free(visit, hold))
+
+    @rpc
+    def get_hold(self, hold_id: str) -> dict[str, Any]:
+        hold = self.store.db.appointments.find_one({"hold_id": str(hold_id)}, HIDDEN)
+        if hold is None:
+            raise HoldNotFound(f"no hold {hold_id}", hold_id=hold_id)
+        return HoldSchema().dump(hold)
+
+    @subscribe("billing", "deposit.paid", DepositPaid)
+    def book_paid_hold(self, event: Event) -> None:
+        """The deposit is paid: the hold becomes an appointment in one update. A hold that lapsed meanwhile is
+        re-claimed if its time is still free; if not, ``booking.failed`` (billing refunds the deposit)."""
+        hold_id = event.payload["hold_id"]
+        for _ in range(3):
+            hold = self.store.db.appointments.find_one({"hold_id": hold_id}, {"outbox": 0})
+            if hold is None or hold["patient_id"] != event.payload["patient_id"]:
+                raise Rejected(f"deposit.paid for hold {hold_id}, which scheduling never placed for that patient")
+            if hold.get("booked_at") or hold["status"] == "failed":
+                return  # already settled, by this event or an earlier delivery
+            if hold["status"] == "held":
+                booked = {**hold, "booked_at": utcnow(), "status": "booked"}
+                if self.store.update_once("appointments", {"_id": hold["_id"], "status": "held"},
+                                          {"$set": {"status": "booked", "booked_at": booked["booked_at"]}},
+                                          event.event_id, [self._booked_event(booked)]):
+                    return
+                continue  # it lapsed at this very moment: read it again
+            self._reclaim_lapsed_hold(hold, event)
+            return
+
+    def _reclaim_lapsed_hold(self, hold: dict[str, Any], event: Event) -> None:
+        nurse = self._nurse(hold["nurse_id"])
+        calendar = CALENDAR.effective_at(hold["held_at"])
+        window = VisitWindow(hold["start_at"], hold["end_at"], hold["start_at"])
+        booked = {**hold, "booked_at": utcnow(), "status": "booked"}
+
+        def rebook(claim: Claim) -> None:
+            result = self.store.update_with_events(
+                "appointments", {"_id": hold["_id"], "status": "expired"},
+                {"$set": {"status": "booked", "booked_at": booked["booked_at"], "slot_keys": claim.slot_keys,
+                          "work_day": claim.work_day}, "$push": {"revision_keys": claim.revision_key}},
+                [self._booked_event(booked)])
+            if result.matched_count == 0:
+                raise RuntimeError(f"hold {hold['hold_id']} changed while it was re-claimed; retrying the event")
+
+        try:
+            claim_visit(self.store.db, nurse, hold["patient_id"], window, tuple(hold["place"]),
+                        calendar["travel"], rebook, moving_id=hold["_id"])
+        except (NoNurseAvailable, PatientHasVisit) as taken:
+            failed = self.store.event("booking.failed", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"],
+                                                         "reason": f"hold_lapsed_and_{taken.code}"})
+            self.store.update_with_events("appointments", {"_id": hold["_id"], "status": "expired"},
+                                          {"$set": {"status": "failed", "failure_reason": taken.code}}, [failed])
+
+    @timer(interval=HOLD_SWEEP_SECONDS)
+    def expire_lapsed_holds(self) -> None:
+        """Holds past their expiry release their slots (``hold.expired``). Each release is a conditional update,
+        so several processes sweeping at once release each hold once."""
+        now = utcnow()
+        for hold in self.store.db.appointments.find({"status": "held", "expires_at": {"$lte": now}},
+                                                    {"hold_id": 1, "patient_id": 1}).limit(200):
+            expired = self.store.event("hold.expired", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"]})
+            self.store.update_with_events("appointments", {"_id": hold["_id"], "status": "held",
+                                                           "expires_at": {"$lte": now}},
+                                          {"$set": {"status": "expired", "expired_at": now, "slot_keys": []}},
+                                          [expired])
+
+    # --- appointments ------------------------------------------------------------------------------------
 
     @rpc
     def list_appointments(self, patient_id: str | None = None, nurse_id: str | None = None,
                           cursor: str | None = None, limit: int | None = None,
                           patient_ids: list[str] | None = None) -> dict[str, Any]:
-        """A page of appointments in visit order, filtered by patient (or any of ``patient_ids``) and nurse."""
-        query: dict[str, Any] = {}
+        """A page of appointments (not holds) in visit order, filtered by patient (or any of ``patient_ids``)
+        and nurse."""
+        query: dict[str, Any] = dict(BOOKED)
         if patient_id is not None:
             query["patient_id"] = str(patient_id)
         elif patient_ids is not None:
             query["patient_id"] = {"$in": [str(one) for one in patient_ids]}
         if nurse_id is not None:
             query["nurse_id"] = str(nurse_id)
-        page = fetch_page(self.store.db.appointments, query, "start_at", cursor=cursor,
-                          limit=limit, projection={"outbox": 0, "slot_keys": 0})
+        page = fetch_page(self.store.db.appointments, query, "start_at", cursor=cursor, limit=limit,
+                          projection=HIDDEN)
         return {"items": AppointmentSchema(many=True).dump(page.items), "next_cursor": page.next_cursor}
 
     @rpc
     def get_appointment(self, appointment_id: str) -> dict[str, Any]:
-        appointment = self.store.db.appointments.find_one({"_id": str(appointment_id)}, {"outbox": 0})
+        appointment = self.store.db.appointments.find_one({"_id": str(appointment_id), **BOOKED}, HIDDEN)
         if appointment is None:
             raise AppointmentNotFound(f"no appointment {appointment_id}", appointment_id=appointment_id)
         return AppointmentSchema().dump(appointment)
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    def _calendar(self, visit_type: str) -> ConfigVersion:
+        calendar = CALENDAR.effective_at()
+        if visit_type not in calendar["visit_types"]:
+            raise InvalidVisitType("unknown visit type", errors={"visit_type": ["unknown visit type"]})
+        return calendar
+
+    def _eligible_and_placed(self, patient_id: str, visit_type: str) -> tuple[dict[str, Any], Place]:
+        eligibility = self.intake.booking_eligibility(patient_id, visit_type)
+        if not eligibility["eligible"]:
+            raise PatientNotCleared("the patient may not book yet", reasons=eligibility["reasons"],
+                                    rules_version=eligibility["rules_version"])
+        place = locate(eligibility.get("postal_code") or "")
+        if place is None:
+            raise AddressNotLocated("the patient's ZIP code is not in the table of US ZIP codes",
+                                    postal_code=eligibility.get("postal_code"))
+        return eligibility, place
+
+    def _visit(self, request: dict[str, Any]) -> _Visit:
+        calendar = self._calendar(request["visit_type"])
+        eligibility, place = self._eligible_and_placed(request["patient_id"], request["visit_type"])
+        try:
+            window = visit_window(calendar, request["visit_type"], request["start_at"], eligibility["time_zone"],
+                                  utcnow())
+        except BookingRefused as refused:
+            raise TimeNotBookable(str(refused), reason=refused.reason) from refused
+        local_day = window.local_start.date()
+        nurses = self._nurses_serving(eligibility["state"], eligibility["postal_code"], place, local_day,
+                                      request.get("nurse_id"))
+        return _Visit(request, calendar, eligibility, place, window, nurses)
+
+    def _nurses_serving(self, state: str, postal_code: str, place: Place, day: date,
+                        nurse_id: str | None) -> list[dict[str, Any]]:
+        """Who may visit the patient: the one asked for (or why not), else every nurse serving the address."""
+        if nurse_id is not None:
+            nurse = self._nurse(nurse_id)
+            reason = why_not(nurse, state, postal_code, place, day)
+            if reason is not None:
+                raise NurseCannotServePatient("this nurse may not visit this patient", nurse_id=nurse_id,
+                                              reason=reason, state=state)
+            return [nurse]
+        nurses = nurses_for(list(self.store.db.nurses.find({"active": True, "licences.state": state})),
+                            state, postal_code, place, day)
+        if not nurses:
+            raise OutsideServiceArea(f"no nurse with a current licence in {state} serves ZIP code {postal_code}",
+                                     state=state, postal_code=postal_code)
+        return nurses
+
+    def _nurse(self, nurse_id: str) -> dict[str, Any]:
+        nurse = self.store.db.nurses.find_one({"_id": str(nurse_id)})
+        if nurse is None:
+            raise NurseNotFound(f"no nurse {nurse_id}", nurse_id=nurse_id)
+        return nurse
+
+    def _quote(self, hold_id: str, visit: _Visit, expires_at: datetime) -> dict[str, Any]:
+        try:
+            return self.billing.quote(_json({
+                "patient_id": visit.request["patient_id"], "visit_type": visit.request["visit_type"],
+                "hold_id": hold_id, "start_at": visit.window.start_at, "expires_at": expires_at,
+                "postal_code": visit.eligibility["postal_code"]}))
+        except RemoteDomainError as refused:
+            if refused.status >= 500:
+                raise
+            raise VisitNotPriced(f"billing cannot price this visit: {refused.detail}",
+                                 billing_code=refused.code) from refused
+
+    def _claim_first_free(self, visit: _Visit, make: Any) -> dict[str, Any]:
+        """Claim the visit with the first nurse free then (travel counted); ``make(nurse)`` gives the document
+        and its events. ``NoNurseAvailable`` when every one is taken."""
+        for nurse in visit.nurses:
+            document, events = make(nurse)
+
+            def write(claim: Claim, document: dict[str, Any] = document, events: list[Any] = events) -> None:
+                document.update(slot_keys=claim.slot_keys, revision_keys=[claim.revision_key],
+                                work_day=claim.work_day)
+                self.store.insert_with_events("appointments", document, events)
+
+            try:
+                claim_visit(self.store.db, nurse, visit.request["patient_id"], visit.window, visit.place,
+                            visit.calendar["travel"], write)
+            except NoNurseAvailable:
+                continue
+            return document
+        raise NoNurseAvailable("no nurse is free at that time", start_at=visit.window.start_at.isoformat())
+
+    def _booked_event(self, appointment: dict[str, Any]) -> dict[str, Any]:
+        payload = {key: appointment[key] for key in ("patient_id", "nurse_id", "visit_type", "start_at", "end_at",
+                                                      "time_zone")}
+        payload["appointment_id"] = appointment["_id"]
+        if appointment.get("hold_id"):
+            payload.update(hold_id=appointment["hold_id"], quote_id=appointment["quote"]["quote_id"])
+        return self.store.event("appointment.booked", payload)
+
+
+class _Visit:
+    """A requested visit that passed every check but the claim: who, what, when, where, and who may go."""
+
+    def __init__(self, request: dict[str, Any], calendar: ConfigVersion, eligibility: dict[str, Any], place: Place,
+                 window: VisitWindow, nurses: list[dict[str, Any]]) -> None:
+        self.request, self.calendar, self.eligibility = request, calendar, eligibility
+        self.place, self.window, self.nurses = place, window, nurses
+
+    def document(self, document_id: str, nurse: dict[str, Any]) -> dict[str, Any]:
+        return {"_id": document_id, "patient_id": self.request["patient_id"], "nurse_id": nurse["_id"],
+                "visit_type": self.request["visit_type"], "start_at": self.window.start_at,
+                "end_at": self.window.end_at, "time_zone": self.eligibility["time_zone"],
+                "local_start": self.window.local_start.isoformat(), "calendar_version": self.calendar.version,
+                "place": list(self.place), "postal_code": self.eligibility["postal_code"]}
+
+
+def _json(value: Any) -> Any:
+    """Datetimes as ISO strings, for RPC answers and requests."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json(item) for item in value]
+    return value

@@ -36,6 +36,7 @@ from services.scheduling.exceptions import (
     TimeNotBookable,
 )
 from services.scheduling.service import SchedulingService
+from services.scheduling.tests.examples import nurse_record
 
 DENVER = "America/Denver"
 
@@ -93,8 +94,7 @@ def register(intake):
 @pytest.fixture
 def add_nurse(scheduling):
     def add(nurse_id: str, *states: str, active: bool = True) -> None:
-        call(scheduling, "add_nurse", {"id": nurse_id, "name": nurse_id[4:].title(), "licensed_states": list(states),
-                                       "active": active})
+        call(scheduling, "add_nurse", {"id": nurse_id, **nurse_record(nurse_id[4:].title(), states, active=active)})
     return add
 
 
@@ -120,7 +120,8 @@ def test_a_cleared_patient_is_booked_with_a_licensed_nurse(scheduling, register,
     assert local_start.utcoffset() == datetime.fromisoformat(start_at).astimezone(ZoneInfo(DENVER)).utcoffset()
     assert appointment["calendar_version"] == load_calendar().effective_at().version
     stored = appointments.find_one({"_id": appointment["id"]})
-    assert len(stored["slot_keys"]) == 12  # 2 hours of visit and 2 half-hours of travel, in 15-minute slots
+    # 2 hours of the nurse's time and the same 2 hours of the patient's, in 5-minute cells; no travel buffer
+    assert len(stored["slot_keys"]) == 2 * 24
     fetched = call(scheduling, "get_appointment", appointment["id"])
     assert fetched == appointment  # what was returned is exactly what is read back
 
@@ -155,7 +156,8 @@ def test_a_patient_intake_does_not_know_may_not_book(scheduling, add_nurse, appo
 
 @pytest.mark.parametrize(("start_at", "reason"), [
     (lambda: a_bookable_start(time(10, 5)), "start_not_on_slot"),
-    (lambda: a_bookable_start(time(19, 0)), "outside_visit_hours"),
+    (lambda: a_bookable_start(time(7, 0)), "outside_visit_hours"),
+    (lambda: a_bookable_start(time(17, 30)), "ends_too_late"),
     (lambda: a_bookable_start(days_ahead=0, local_time=time(23, 45)), "too_soon"),
     (lambda: a_bookable_start(days_ahead=120), "too_far_ahead"),
 ])
@@ -205,12 +207,12 @@ def test_when_a_nurse_is_taken_the_next_licensed_nurse_gets_the_visit_then_none_
 @pytest.mark.parametrize(("second_start", "booked"), [
     (time(11, 0), False),   # during the first visit
     (time(12, 0), False),   # right after it: no time to travel
-    (time(13, 0), True),    # both half-hour travel buffers fit in between
+    (time(12, 15), True),   # the travel between the two addresses (the 15-minute minimum) fits in between
 ])
 def test_a_nurse_is_never_booked_into_overlapping_visits_or_their_travel_time(scheduling, register, add_nurse,
                                                                              appointments, second_start, booked):
     add_nurse("nur_kim", "CO")
-    book(scheduling, register(), a_bookable_start(time(10, 0)))  # 10:00 to 12:00, travelling 09:30 to 12:30
+    book(scheduling, register(), a_bookable_start(time(10, 0)))  # 10:00 to 12:00
 
     if booked:
         assert book(scheduling, register(), a_bookable_start(second_start), nurse_id="nur_kim")["nurse_id"] == "nur_kim"
@@ -308,14 +310,14 @@ def test_an_unknown_appointment_is_not_found(scheduling, register, add_nurse, ap
 
 
 @pytest.mark.parametrize(("nurse", "bad_field"), [
-    ({"id": "kim", "name": "Kim", "licensed_states": ["CO"]}, "id"),
-    ({"id": "nur_kim", "name": "Kim", "licensed_states": []}, "licensed_states"),
-    ({"id": "nur_kim", "name": "Kim", "licensed_states": ["Colorado"]}, "licensed_states"),
-    ({"id": "nur_kim", "name": {"$gt": ""}, "licensed_states": ["CO"]}, "name"),
+    ({"id": "kim"}, "id"),
+    ({"licences": []}, "licences"),
+    ({"licences": [{"state": "WU", "number": "RN-1", "expires_on": "2030-01-01"}]}, "licences"),
+    ({"name": {"$gt": ""}}, "name"),
 ])
 def test_a_nurse_with_a_bad_record_is_refused(scheduling, nurse, bad_field):
     with pytest.raises(InvalidInput) as refused:
-        call(scheduling, "add_nurse", nurse)
+        call(scheduling, "add_nurse", {"id": "nur_kim", **nurse_record("Kim"), **nurse})
     assert list(refused.value.details["errors"]) == [bad_field]
     assert call(scheduling, "list_nurses")["items"] == []
 
@@ -323,8 +325,8 @@ def test_a_nurse_with_a_bad_record_is_refused(scheduling, nurse, bad_field):
 def test_a_nurse_record_is_replaced_by_id(scheduling, add_nurse):
     add_nurse("nur_kim", "CO")
     add_nurse("nur_kim", "CO", "NY", active=False)
-    assert call(scheduling, "list_nurses")["items"] == [
-        {"id": "nur_kim", "name": "Kim", "licensed_states": ["CO", "NY"], "active": False}]
+    (kim,) = call(scheduling, "list_nurses")["items"]
+    assert (kim["id"], kim["licensed_states"], kim["active"]) == ("nur_kim", ["CO", "NY"], False)
 
 
 def test_nurses_are_listed_a_page_at_a_time_in_id_order(scheduling, add_nurse):
