@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
 from chassis.events import make_event
+from chassis.faults import Faults
 from chassis.ids import derived_id, new_id
 from chassis.logs import CORRELATION_KEY, OPERATION_KEY
 from chassis.outbox import OutboxRelay, Unroutable, outbox_entry
@@ -51,10 +52,12 @@ def connect(config: dict[str, Any], database: str) -> tuple[MongoClient, Databas
 class StoreSession:
     """What a worker uses to read and change its service's state."""
 
-    def __init__(self, db: Database, producer: str, context_data: dict[str, Any] | None = None) -> None:
+    def __init__(self, db: Database, producer: str, context_data: dict[str, Any] | None = None,
+                 faults: Faults | None = None) -> None:
         self.db = db
         self.producer = producer
         self.context_data = context_data if context_data is not None else {}
+        self.faults = faults or Faults([])
         self.wrote_events = False
 
     @property
@@ -84,6 +87,7 @@ class StoreSession:
         document = {**document, "outbox": [outbox_entry(e) for e in events]}
         self.db[collection].insert_one(document)
         self.wrote_events = self.wrote_events or bool(document["outbox"])
+        self.faults.reached("after_insert", collection)
 
     def update_with_events(self, collection: str, query: dict[str, Any], update: dict[str, Any],
                            events: Iterable[dict[str, Any]]) -> UpdateResult:
@@ -125,6 +129,7 @@ class Store(DependencyProvider):
     def setup(self) -> None:
         config = self.container.config
         self.client, self.db = connect(config, self.database)
+        self.faults = Faults.from_config(config)
         if self.indexes is not None:
             self.indexes(self.db)
         self.exchange = get_event_exchange(self.container.service_name, config)
@@ -165,7 +170,7 @@ class Store(DependencyProvider):
                 log.exception("outbox relay pass failed; retrying")
 
     def get_dependency(self, worker_ctx: Any) -> StoreSession:
-        return StoreSession(self.db, self.container.service_name, worker_ctx.context_data)
+        return StoreSession(self.db, self.container.service_name, worker_ctx.context_data, self.faults)
 
     def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
         session = worker_ctx.service and getattr(worker_ctx.service, self.attr_name, None)

@@ -14,7 +14,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.scheduling.domain import Stop, VisitWindow, fits, open_gaps, revision_key, visit_keys
-from services.scheduling.exceptions import ClaimContended, NoNurseAvailable, PatientHasVisit
+from services.scheduling.exceptions import ClaimContended, NoNurseAvailable, PatientAlreadyBooked
 from services.scheduling.roster import Place, home_of, shifts_on, travel_time, work_day
 
 MAX_CLAIM_ATTEMPTS = 8
@@ -56,7 +56,7 @@ def claim_visit(db: Database, nurse: dict[str, Any], patient_id: str, window: Vi
     stores it. ``moving_id`` is the claim being moved (a reschedule, a re-claim), left out of the checks.
 
     Raises ``NoNurseAvailable`` (the nurse does not work then, or is busy, or has no time to travel there),
-    ``PatientHasVisit`` (the patient has another visit then), or ``ClaimContended`` after repeated losses.
+    ``PatientAlreadyBooked`` (the patient has another visit then), or ``ClaimContended`` after repeated losses.
     """
     day = work_day(nurse, window.start_at)
     duration = window.end_at - window.start_at
@@ -67,7 +67,7 @@ def claim_visit(db: Database, nurse: dict[str, Any], patient_id: str, window: Vi
         if moving_id is not None:
             overlapping["_id"] = {"$ne": moving_id}
         if db.appointments.count_documents(overlapping, limit=1):
-            raise PatientHasVisit("the patient already has a visit or hold at that time")
+            raise PatientAlreadyBooked("the patient already has a visit or hold at that time")
         revision, live = read_nurse_day(db, nurse["_id"], day)
         stops = [as_stop(document) for document in live if document["_id"] != moving_id]
         gaps = open_gaps(shifts, stops, home_of(nurse), place, duration,

@@ -45,10 +45,6 @@ class NoNurseAvailable(Conflict):
     code = "slot_taken"
 
 
-class PatientHasVisit(Conflict):
-    code = "patient_has_visit"
-
-
 class ClaimContended(Conflict):
     """Other bookings of the same nurse and day kept winning the race: nothing was claimed, try again."""
 
@@ -57,3 +53,7 @@ class ClaimContended(Conflict):
 
 class InvalidVisitType(InvalidInput):
     code = "invalid_visit_type"
+
+
+class PatientAlreadyBooked(Conflict):
+    code = "patient_has_overlapping_visit"

@@ -31,13 +31,14 @@ from services.scheduling.domain import BookingRefused, VisitWindow, fits, offere
 from services.scheduling.exceptions import (
     AddressNotLocated,
     AppointmentNotFound,
+    ClaimContended,
     HoldNotFound,
     InvalidVisitType,
     NoNurseAvailable,
     NurseCannotServePatient,
     NurseNotFound,
     OutsideServiceArea,
-    PatientHasVisit,
+    PatientAlreadyBooked,
     PatientNotCleared,
     TimeNotBookable,
     VisitNotPriced,
@@ -274,7 +275,7 @@ class SchedulingService(RpcServiceBase):
         try:
             claim_visit(self.store.db, nurse, hold["patient_id"], window, tuple(hold["place"]),
                         calendar["travel"], rebook, moving_id=hold["_id"])
-        except (NoNurseAvailable, PatientHasVisit) as taken:
+        except (NoNurseAvailable, PatientAlreadyBooked) as taken:
             failed = self.store.event("booking.failed", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"],
                                                          "reason": f"hold_lapsed_and_{taken.code}"})
             self.store.update_with_events("appointments", {"_id": hold["_id"], "status": "expired"},
@@ -349,7 +350,7 @@ class SchedulingService(RpcServiceBase):
         local_day = window.local_start.date()
         nurses = self._nurses_serving(eligibility["state"], eligibility["postal_code"], place, local_day,
                                       request.get("nurse_id"))
-        return _Visit(request, calendar, eligibility, place, window, nurses)
+        return _Visit(request, calendar, eligibility, place, window, nurses, self.store.operation_key)
 
     def _nurses_serving(self, state: str, postal_code: str, place: Place, day: date,
                         nurse_id: str | None) -> list[dict[str, Any]]:
@@ -402,6 +403,11 @@ class SchedulingService(RpcServiceBase):
                             visit.calendar["travel"], write)
             except NoNurseAvailable:
                 continue
+            except ClaimContended:
+                first = self.store.db.appointments.find_one({"_id": document["_id"]}, HIDDEN)
+                if first is None:
+                    raise
+                return first  # the same operation, executed twice at once, claimed it first
             return document
         raise NoNurseAvailable("no nurse is free at that time", start_at=visit.window.start_at.isoformat())
 
@@ -418,16 +424,17 @@ class _Visit:
     """A requested visit that passed every check but the claim: who, what, when, where, and who may go."""
 
     def __init__(self, request: dict[str, Any], calendar: ConfigVersion, eligibility: dict[str, Any], place: Place,
-                 window: VisitWindow, nurses: list[dict[str, Any]]) -> None:
+                 window: VisitWindow, nurses: list[dict[str, Any]], operation_key: str | None) -> None:
         self.request, self.calendar, self.eligibility = request, calendar, eligibility
-        self.place, self.window, self.nurses = place, window, nurses
+        self.place, self.window, self.nurses, self.operation_key = place, window, nurses, operation_key
 
     def document(self, document_id: str, nurse: dict[str, Any]) -> dict[str, Any]:
         return {"_id": document_id, "patient_id": self.request["patient_id"], "nurse_id": nurse["_id"],
                 "visit_type": self.request["visit_type"], "start_at": self.window.start_at,
                 "end_at": self.window.end_at, "time_zone": self.eligibility["time_zone"],
                 "local_start": self.window.local_start.isoformat(), "calendar_version": self.calendar.version,
-                "place": list(self.place), "postal_code": self.eligibility["postal_code"]}
+                "place": list(self.place), "postal_code": self.eligibility["postal_code"],
+                "operation_key": self.operation_key}
 
 
 def _json(value: Any) -> Any:

@@ -32,6 +32,7 @@ from services.scheduling.exceptions import (
     NoNurseAvailable,
     NurseCannotServePatient,
     NurseNotFound,
+    PatientAlreadyBooked,
     PatientNotCleared,
     TimeNotBookable,
 )
@@ -121,7 +122,8 @@ def test_a_cleared_patient_is_booked_with_a_licensed_nurse(scheduling, register,
     assert appointment["calendar_version"] == load_calendar().effective_at().version
     stored = appointments.find_one({"_id": appointment["id"]})
     # 2 hours of the nurse's time and the same 2 hours of the patient's, in 5-minute cells; no travel buffer
-    assert len(stored["slot_keys"]) == 2 * 24
+    nurse_keys = [key for key in stored["slot_keys"] if key.startswith("nur_")]
+    assert (len(nurse_keys), len(stored["slot_keys"])) == (24, 48)
     fetched = call(scheduling, "get_appointment", appointment["id"])
     assert fetched == appointment  # what was returned is exactly what is read back
 
@@ -336,3 +338,38 @@ def test_nurses_are_listed_a_page_at_a_time_in_id_order(scheduling, add_nurse):
     second = call(scheduling, "list_nurses", cursor=first["next_cursor"], limit=2)
     assert [n["id"] for n in first["items"] + second["items"]] == ["nur_al", "nur_bo", "nur_cy"]
     assert second["next_cursor"] is None
+
+
+def test_one_patient_never_holds_two_overlapping_visits_even_with_different_nurses(scheduling, register, add_nurse,
+                                                                                 appointments):
+    add_nurse("nur_kim", "CO")
+    add_nurse("nur_zoe", "CO")
+    patient = register()
+    first = book(scheduling, patient, a_bookable_start(time(10, 0)))  # 10:00 to 12:00 with Kim
+
+    with pytest.raises(PatientAlreadyBooked) as refused:
+        book(scheduling, patient, a_bookable_start(time(11, 0)))       # Zoe is free, the patient is not
+
+    assert (refused.value.status, refused.value.code) == (409, "patient_has_overlapping_visit")
+    assert [a["_id"] for a in appointments.find()] == [first["id"]]
+    assert book(scheduling, patient, a_bookable_start(time(12, 0)))["nurse_id"] == "nur_zoe"  # right after: fine
+
+
+def test_the_same_booking_operation_executed_twice_books_once(register, add_nurse, appointments, service_config):
+    """A retry after a lost answer, or the request redelivered after a crash, carries the same operation key:
+    the second execution finds the first appointment instead of booking the next nurse."""
+    add_nurse("nur_kim", "CO")
+    add_nurse("nur_zoe", "CO")
+    request = {"patient_id": register(), "visit_type": "iv-mood", "start_at": a_bookable_start()}
+
+    answers = []
+    for _ in range(2):
+        with ServiceRpcProxy("scheduling", service_config, context_data={"operation_key": "op-123"}) as scheduling:
+            answers.append(scheduling.book_appointment(request))
+    with ServiceRpcProxy("scheduling", service_config, context_data={"operation_key": "op-456"}) as scheduling:
+        another_operation = scheduling.book_appointment({**request, "patient_id": register()})
+
+    assert answers[0] == answers[1]
+    assert another_operation["id"] != answers[0]["id"] and another_operation["nurse_id"] == "nur_zoe"
+    assert appointments.count_documents({}) == 2
+    assert appointments.find_one({"_id": answers[0]["id"]})["operation_key"] == "op-123"
