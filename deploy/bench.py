@@ -28,6 +28,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.processes import ROOT, Platform, default_env  # noqa: E402
+from deploy.run import demo_nurse  # noqa: E402
 from gateway.auth import AuthSettings, mint_token  # noqa: E402
 
 MANAGEMENT = os.environ.get("RABBIT_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
@@ -36,6 +37,7 @@ BOOKINGS = int(os.environ.get("BENCH_BOOKINGS", "60"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 NURSES = ("nur_b1", "nur_b2", "nur_b3")
 VISIT_HOURS_UTC = (15, 18, 21)  # 08:00, 11:00, 14:00 in Denver (MST)
+DENVER = (39.7491, -104.9946)
 
 
 def free_port() -> int:
@@ -116,7 +118,7 @@ def main() -> int:
         url, admin = platform.url, bearer("admin", "bench-admin")
         for nurse in NURSES:
             requests.put(f"{url}/v1/nurses/{nurse}", headers=admin,
-                         json={"name": nurse, "licensed_states": ["CO"]}).raise_for_status()
+                         json=demo_nurse(nurse, ["CO"], DENVER, "America/Denver", 30)).raise_for_status()
         print(f"platform up; {BOOKINGS} patients and bookings, then concurrency {CONCURRENCY}", flush=True)
 
         half = BOOKINGS // 2

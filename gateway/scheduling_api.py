@@ -8,10 +8,158 @@ services' RPC proxies.
 
 from __future__ import annotations
 
-from gateway.routes import Route
+import json
+from typing import Any
 
-ROUTES: tuple[Route, ...] = ()
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from gateway.access import require_patient_access
+from gateway.api import ApiRequest, Forbidden, api, to_json
+from gateway.routes import Route
+from gateway.schemas import NurseHoursSchema, NurseSchema
+
+UPSTREAM = (502, 503, 504)
+_ID = validate.Length(min=1, max=100)
+
+
+class AvailabilityQuerySchema(Schema):
+    patient_id = fields.String(required=True, validate=_ID)
+    visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50),
+                               metadata={"example": "iv-mood"})
+    from_ = fields.Date(required=True, data_key="from", metadata={"description": "first local date (patient's)"})
+    to = fields.Date(required=True, metadata={"description": "last local date, included"})
+    nurse_id = fields.String(validate=_ID)
+
+    @validates_schema
+    def _in_order(self, data: dict[str, Any], **_: Any) -> None:
+        if data["to"] < data["from_"]:
+            raise ValidationError("must not come before from", "to")
+
+
+class FreeStartSchema(Schema):
+    start_at = fields.DateTime(required=True)
+    end_at = fields.DateTime(required=True)
+    local_start = fields.String(required=True, metadata={"description": "start in the patient's time zone"})
+    nurses_free = fields.Integer(required=True, metadata={"description": "how many nurses could take it"})
+
+
+class AvailabilitySchema(Schema):
+    patient_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    time_zone = fields.String(required=True)
+    calendar_version = fields.String(required=True)
+    slots = fields.List(fields.Nested(FreeStartSchema), required=True)
+
+
+class QuoteLineSchema(Schema):
+    code = fields.String(required=True)
+    description = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    unit_amount_cents = fields.Integer(required=True)
+    amount_cents = fields.Integer(required=True)
+
+
+class QuoteSchema(Schema):
+    quote_id = fields.String(required=True)
+    currency = fields.String(required=True)
+    lines = fields.List(fields.Nested(QuoteLineSchema), required=True)
+    discount_cents = fields.Integer(required=True)
+    total_cents = fields.Integer(required=True)
+    deposit_cents = fields.Integer(required=True, metadata={"description": "due now to keep the hold"})
+    balance_cents = fields.Integer(required=True)
+    cancellation_policy = fields.String(required=True)
+    catalogue_version = fields.String(required=True)
+
+
+class HoldSchema(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    nurse_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    start_at = fields.DateTime(required=True)
+    end_at = fields.DateTime(required=True)
+    time_zone = fields.String(required=True)
+    local_start = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["held", "paid", "booked", "failed", "expired"]))
+    expires_at = fields.DateTime(required=True)
+    quote = fields.Nested(QuoteSchema, required=True)
+    appointment_id = fields.String(allow_none=True, metadata={"description": "once booked"})
+    failure_reason = fields.String()
+    calendar_version = fields.String(required=True)
+
+
+class ScheduleQuerySchema(Schema):
+    date = fields.Date(required=True, metadata={"description": "a local date of the nurse"})
+
+
+class ShiftTimesSchema(Schema):
+    start_at = fields.DateTime(required=True)
+    end_at = fields.DateTime(required=True)
+
+
+class ScheduledVisitSchema(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    status = fields.String(required=True)
+    start_at = fields.DateTime(required=True)
+    end_at = fields.DateTime(required=True)
+    time_zone = fields.String(required=True)
+    local_start = fields.String(required=True)
+    hold_id = fields.String()
+
+
+class NurseScheduleSchema(Schema):
+    nurse_id = fields.String(required=True)
+    date = fields.Date(required=True)
+    time_zone = fields.String(required=True)
+    shifts = fields.List(fields.Nested(ShiftTimesSchema), required=True)
+    visits = fields.List(fields.Nested(ScheduledVisitSchema), required=True)
+
+
+GET_AVAILABILITY = Route(
+    "GET", "/v1/availability", "getAvailability",
+    "Free visit start times for a patient over a range of their local dates, across every nurse who may visit them "
+    "(licensed in their state, serving their address, working then, with time to travel there)", "appointments",
+    roles=("patient", "admin"), query_schema=AvailabilityQuerySchema, response_schema=AvailabilitySchema,
+    errors=(404, 422, *UPSTREAM), phi_resource="patient", phi_action="read")
+PUT_NURSE_HOURS = Route(
+    "PUT", "/v1/nurses/{nurse_id}/hours", "putNurseHours",
+    "Replace a nurse's weekly working hours and exceptions (days off, extra shifts)", "nurses", roles=("admin",),
+    request_schema=NurseHoursSchema, response_schema=NurseSchema, errors=(404, *UPSTREAM))
+GET_NURSE_SCHEDULE = Route(
+    "GET", "/v1/nurses/{nurse_id}/schedule", "getNurseSchedule",
+    "A nurse's working hours and visits (holds included) on one of their local dates", "nurses",
+    roles=("nurse", "admin"), query_schema=ScheduleQuerySchema, response_schema=NurseScheduleSchema,
+    errors=(404, *UPSTREAM), phi_resource="appointment", phi_action="list")
+
+ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
 
 
 class SchedulingApi:
     """Handlers of ``ROUTES``: check who may see which record (``gateway.access``), ask scheduling."""
+
+    scheduling: Any
+    intake: Any
+
+    @api(GET_AVAILABILITY)
+    def get_availability(self, request: ApiRequest) -> dict[str, Any]:
+        patient_id = request.query["patient_id"]
+        require_patient_access(request, patient_id, self.intake)
+        request.resource_id = patient_id
+        return self.scheduling.availability(_json(AvailabilityQuerySchema().dump(request.query)))
+
+    @api(PUT_NURSE_HOURS)
+    def put_nurse_hours(self, request: ApiRequest, nurse_id: str) -> dict[str, Any]:
+        return self.scheduling.set_nurse_hours(nurse_id, _json(request.body))
+
+    @api(GET_NURSE_SCHEDULE)
+    def get_nurse_schedule(self, request: ApiRequest, nurse_id: str) -> dict[str, Any]:
+        if request.role == "nurse" and request.subject != nurse_id:
+            raise Forbidden("Nurses may only see their own schedule.")
+        return self.scheduling.nurse_schedule(nurse_id, request.query["date"].isoformat())
+
+
+def _json(body: dict[str, Any]) -> dict[str, Any]:
+    """A validated body in JSON types (dates as ISO strings) for the RPC call."""
+    return json.loads(to_json(body))

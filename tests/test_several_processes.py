@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from chassis.testing import wait_for
+from services.scheduling.tests.examples import nurse_record
 from tests.test_patient_journey import DANA
 
 
@@ -27,8 +28,8 @@ def doubled(platform):
 
 def test_a_nurse_and_time_wanted_by_twelve_patients_is_booked_once_and_invoiced_once(doubled):
     url = doubled.url
-    requests.put(f"{url}/v1/nurses/nur_solo", headers=doubled.token("admin", "ops"),
-                 json={"name": "Solo Nurse, RN", "licensed_states": ["NV"]}).raise_for_status()
+    solo = nurse_record("Solo Nurse, RN", ["NV"], based_at="89501", time_zone="America/Los_Angeles")
+    requests.put(f"{url}/v1/nurses/nur_solo", headers=doubled.token("admin", "ops"), json=solo).raise_for_status()
     nevada = {**DANA, "address": {**DANA["address"], "state": "NV", "city": "Reno", "postal_code": "89501"},
               "time_zone": "America/Los_Angeles"}
     patients = [requests.post(f"{url}/v1/patients", json={**nevada, "email": f"racer{n}@example.com"}).json()["id"]

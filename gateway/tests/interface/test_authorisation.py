@@ -27,6 +27,7 @@ from nameko.web.handlers import HttpRequestHandler
 from gateway.endpoints import ROUTES
 from gateway.service import GatewayService
 from gateway.tests.interface.support import Platform, as_json, assert_problem, bearer, registration
+from services.scheduling.tests.examples import EVERY_DAY, nurse_record
 
 ROLES = ("patient", "clinician", "nurse", "finance", "admin")
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -100,7 +101,18 @@ def subject_of(role: str, world: World) -> str:
 
 def path_values(world: World) -> dict[str, str]:
     return {"patient_id": world.patient_a, "appointment_id": world.appointment_a, "invoice_id": world.invoice_a,
-            "nurse_id": "nur_matrix", "asset": "docs.css"}
+            "nurse_id": world.nurse_a, "asset": "docs.css"}
+
+
+def example_query(operation_id: str, platform: Platform, world: World) -> dict[str, str]:
+    """The query parameters an operation requires (real ids, dates a week ahead)."""
+    week_ahead = platform.times.next()[:10]
+    queries = {
+        "getAvailability": {"patient_id": world.patient_a, "visit_type": "iv-mood", "from": week_ahead,
+                            "to": week_ahead},
+        "getNurseSchedule": {"date": week_ahead},
+    }
+    return queries.get(operation_id, {})
 
 
 def example_body(operation_id: str, platform: Platform, world: World) -> dict[str, Any] | None:
@@ -109,7 +121,8 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "registerPatient": lambda: registration(),
         "bookAppointment": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
                                     "start_at": platform.times.next()},
-        "putNurse": lambda: {"name": "Matrix Nurse, RN", "licensed_states": ["CO"]},
+        "putNurse": lambda: nurse_record(f"Nurse {world.nurse_a}"),
+        "putNurseHours": lambda: {"weekly_hours": EVERY_DAY, "exceptions": []},
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
     }
     return bodies[operation_id]() if operation_id in bodies else None
@@ -135,7 +148,8 @@ def call(platform: Platform, world: World, method: str, path: str, operation: di
     headers = {**headers, **({"Content-Type": "application/json"} if data is not None else {})}
     if signed:
         headers["Stripe-Signature"] = stripe_signature(data or b"")
-    return platform.request(method, path.format(**values), headers=headers, data=data)
+    return platform.request(method, path.format(**values), headers=headers, data=data,
+                            params=example_query(operation["operationId"], platform, world))
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -122,7 +122,8 @@ def test_a_key_is_not_shared_between_an_admin_and_the_patient(platform, patient)
     by_admin = platform.post("/v1/appointments", json=body, headers={**bearer("admin", "ops-1"), "Idempotency-Key": k})
     assert by_patient.status_code == 201
     assert "Idempotent-Replayed" not in by_admin.headers
-    assert_problem(by_admin, 409, "slot_taken")  # the admin's request ran: the module's one nurse is taken then
+    # the admin's request ran: the patient already has that visit
+    assert_problem(by_admin, 409, "patient_has_overlapping_visit")
 
 
 @pytest.mark.parametrize("bad_key", ["k" * 256, "k" * 300, "has space", "tab\there", "ünïcode", ""])
