@@ -124,6 +124,7 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "putNurse": lambda: nurse_record(f"Nurse {world.nurse_a}"),
         "putNurseHours": lambda: {"weekly_hours": EVERY_DAY, "exceptions": []},
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
+        "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},
     }
     return bodies[operation_id]() if operation_id in bodies else None
 
