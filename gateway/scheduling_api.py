@@ -15,8 +15,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from gateway.access import require_patient_access
 from gateway.api import ApiRequest, Forbidden, api, to_json
+from gateway.billing_api import QuoteSchema
 from gateway.routes import Route
-from gateway.schemas import NurseHoursSchema, NurseSchema
+from gateway.schemas import BookingRequestSchema, NurseHoursSchema, NurseSchema
 
 UPSTREAM = (502, 503, 504)
 _ID = validate.Length(min=1, max=100)
@@ -49,26 +50,6 @@ class AvailabilitySchema(Schema):
     time_zone = fields.String(required=True)
     calendar_version = fields.String(required=True)
     slots = fields.List(fields.Nested(FreeStartSchema), required=True)
-
-
-class QuoteLineSchema(Schema):
-    code = fields.String(required=True)
-    description = fields.String(required=True)
-    quantity = fields.Integer(required=True)
-    unit_amount_cents = fields.Integer(required=True)
-    amount_cents = fields.Integer(required=True)
-
-
-class QuoteSchema(Schema):
-    quote_id = fields.String(required=True)
-    currency = fields.String(required=True)
-    lines = fields.List(fields.Nested(QuoteLineSchema), required=True)
-    discount_cents = fields.Integer(required=True)
-    total_cents = fields.Integer(required=True)
-    deposit_cents = fields.Integer(required=True, metadata={"description": "due now to keep the hold"})
-    balance_cents = fields.Integer(required=True)
-    cancellation_policy = fields.String(required=True)
-    catalogue_version = fields.String(required=True)
 
 
 class HoldSchema(Schema):
@@ -123,6 +104,15 @@ GET_AVAILABILITY = Route(
     "(licensed in their state, serving their address, working then, with time to travel there)", "appointments",
     roles=("patient", "admin"), query_schema=AvailabilityQuerySchema, response_schema=AvailabilitySchema,
     errors=(404, 422, *UPSTREAM), phi_resource="patient", phi_action="read")
+PLACE_HOLD = Route(
+    "POST", "/v1/holds", "placeHold",
+    "Hold a visit for a few minutes while the deposit is paid; the answer carries billing's quote", "appointments",
+    roles=("patient", "admin"), request_schema=BookingRequestSchema, response_schema=HoldSchema,
+    response_status=201, errors=(404, 409, 422, *UPSTREAM), phi_resource="hold", idempotent=True)
+GET_HOLD = Route(
+    "GET", "/v1/holds/{hold_id}", "getHold", "A hold: held, booked (with the appointment id), failed or expired",
+    "appointments", roles=("patient", "admin"), response_schema=HoldSchema, errors=(404, *UPSTREAM),
+    phi_resource="hold")
 PUT_NURSE_HOURS = Route(
     "PUT", "/v1/nurses/{nurse_id}/hours", "putNurseHours",
     "Replace a nurse's weekly working hours and exceptions (days off, extra shifts)", "nurses", roles=("admin",),
@@ -133,7 +123,7 @@ GET_NURSE_SCHEDULE = Route(
     roles=("nurse", "admin"), query_schema=ScheduleQuerySchema, response_schema=NurseScheduleSchema,
     errors=(404, *UPSTREAM), phi_resource="appointment", phi_action="list")
 
-ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
+ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PLACE_HOLD, GET_HOLD, PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
 
 
 class SchedulingApi:
@@ -148,6 +138,19 @@ class SchedulingApi:
         require_patient_access(request, patient_id, self.intake)
         request.resource_id = patient_id
         return self.scheduling.availability(_json(AvailabilityQuerySchema().dump(request.query)))
+
+    @api(PLACE_HOLD)
+    def place_hold(self, request: ApiRequest) -> dict[str, Any]:
+        require_patient_access(request, request.body["patient_id"], self.intake)
+        hold = self.scheduling.place_hold(_json(request.body))
+        request.resource_id = hold["id"]
+        return hold
+
+    @api(GET_HOLD)
+    def get_hold(self, request: ApiRequest, hold_id: str) -> dict[str, Any]:
+        hold = self.scheduling.get_hold(hold_id)
+        require_patient_access(request, hold["patient_id"], self.intake)
+        return hold
 
     @api(PUT_NURSE_HOURS)
     def put_nurse_hours(self, request: ApiRequest, nurse_id: str) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class World:
     appointment_b: str
     invoice_a: str
     invoice_b: str
+    hold_a: str
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,12 @@ def world(platform: Platform) -> World:
                                 json={"clinician_id": CLINICIAN})  # A is in the care of the matrix's clinician
     assert assigned.status_code == 200, assigned.text
     assert (appointment_a["nurse_id"], appointment_b["nurse_id"]) == (nurse_a, nurse_b)
+    held = platform.post("/v1/holds", headers=bearer("patient", patient_a),
+                         json={"patient_id": patient_a, "visit_type": "iv-mood", "start_at": platform.times.next()})
+    assert held.status_code == 201, held.text
     return World(patient_a, patient_b, nurse_a, nurse_b, appointment_a["id"], appointment_b["id"],
-                 platform.invoice_of(appointment_a["id"])["id"], platform.invoice_of(appointment_b["id"])["id"])
+                 platform.invoice_of(appointment_a["id"])["id"], platform.invoice_of(appointment_b["id"])["id"],
+                 held.json()["id"])
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +106,7 @@ def subject_of(role: str, world: World) -> str:
 
 def path_values(world: World) -> dict[str, str]:
     return {"patient_id": world.patient_a, "appointment_id": world.appointment_a, "invoice_id": world.invoice_a,
-            "nurse_id": world.nurse_a, "asset": "docs.css"}
+            "nurse_id": world.nurse_a, "hold_id": world.hold_a, "asset": "docs.css"}
 
 
 def example_query(operation_id: str, platform: Platform, world: World) -> dict[str, str]:
@@ -122,6 +127,8 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "bookAppointment": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
                                     "start_at": platform.times.next()},
         "putNurse": lambda: nurse_record(f"Nurse {world.nurse_a}"),
+        "placeHold": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
+                              "start_at": platform.times.next()},
         "putNurseHours": lambda: {"weekly_hours": EVERY_DAY, "exceptions": []},
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
         "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},

@@ -1,11 +1,10 @@
-"""Booking a home visit over RPC, with intake running beside scheduling, on the real broker and store.
+"""Booking a home visit over RPC, with intake (and billing) running beside scheduling, on the real broker and store.
 
 Scheduling asks intake whether the patient is cleared, checks the calendar, then claims the slots of the
 first free licensed nurse. The store's unique index on slot keys is the only lock: it must hold when
 many bookings race for the same nurse at the same time.
 """
 
-import itertools
 from contextlib import ExitStack
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -17,13 +16,10 @@ from marshmallow import EXCLUDE
 from nameko.events import get_event_exchange
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_hook
-from nameko.testing.utils import get_container
 
 from chassis.errors import InvalidInput, RemoteDomainError
 from chassis.testing import wait_for
 from services.billing.schemas import AppointmentBooked as BillingReadsBooked
-from services.intake.service import IntakeService
 from services.notifications.schemas import AppointmentBooked as NotificationsReadsBooked
 from services.scheduling.dependencies import load_calendar
 from services.scheduling.exceptions import (
@@ -36,72 +32,8 @@ from services.scheduling.exceptions import (
     PatientNotCleared,
     TimeNotBookable,
 )
-from services.scheduling.service import SchedulingService
 from services.scheduling.tests.examples import nurse_record
-
-DENVER = "America/Denver"
-
-
-def call(container, method, *args, **kwargs):
-    with entrypoint_hook(container, method) as entrypoint:
-        return entrypoint(*args, **kwargs)
-
-
-def a_bookable_start(local_time: time = time(10, 0), days_ahead: int = 3, time_zone: str = DENVER) -> str:
-    """A start the calendar accepts: some days ahead, inside visit hours in the patient's time zone."""
-    zone = ZoneInfo(time_zone)
-    day = datetime.now(zone).date() + timedelta(days=days_ahead)
-    return datetime.combine(day, local_time, tzinfo=zone).astimezone(UTC).isoformat()
-
-
-@pytest.fixture
-def clinic(runner_factory, service_config):
-    runner = runner_factory(service_config, IntakeService, SchedulingService)
-    runner.start()
-    return runner
-
-
-@pytest.fixture
-def intake(clinic):
-    return get_container(clinic, IntakeService)
-
-
-@pytest.fixture
-def scheduling(clinic):
-    return get_container(clinic, SchedulingService)
-
-
-@pytest.fixture
-def appointments(mongo_client, database_prefix):
-    return mongo_client[database_prefix + "scheduling"].appointments
-
-
-@pytest.fixture
-def register(intake):
-    numbers = itertools.count(1)
-
-    def register_patient(state: str = "CO", time_zone: str = DENVER, date_of_birth: str = "1985-04-02") -> str:
-        n = next(numbers)
-        return call(intake, "register_patient", {
-            "first_name": f"Patient{n}", "last_name": "Doe", "email": f"patient{n}@example.com",
-            "phone": "+13035550100", "date_of_birth": date_of_birth,
-            "address": {"line1": f"{n} Main St", "city": "Somewhere", "state": state, "postal_code": "80202"},
-            "time_zone": time_zone,
-        })["id"]
-
-    return register_patient
-
-
-@pytest.fixture
-def add_nurse(scheduling):
-    def add(nurse_id: str, *states: str, active: bool = True) -> None:
-        call(scheduling, "add_nurse", {"id": nurse_id, **nurse_record(nurse_id[4:].title(), states, active=active)})
-    return add
-
-
-def book(scheduling, patient_id: str, start_at: str, visit_type: str = "iv-mood", **extra) -> dict:
-    return call(scheduling, "book_appointment",
-                {"patient_id": patient_id, "visit_type": visit_type, "start_at": start_at, **extra})
+from services.scheduling.tests.interface.support import DENVER, a_bookable_start, book, call
 
 
 def test_a_cleared_patient_is_booked_with_a_licensed_nurse(scheduling, register, add_nurse, appointments):
