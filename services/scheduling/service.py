@@ -27,7 +27,14 @@ from chassis.store import Store
 from chassis.subscriber import subscribe
 from services.scheduling.claims import LIVE, Claim, as_stop, claim_visit
 from services.scheduling.dependencies import create_indexes, load_calendar
-from services.scheduling.domain import BookingRefused, VisitWindow, fits, offered_starts, open_gaps, visit_window
+from services.scheduling.domain import (
+    BookingRefused,
+    VisitWindow,
+    offered_starts,
+    open_gaps,
+    starts_in_gaps,
+    visit_window,
+)
 from services.scheduling.exceptions import (
     AddressNotLocated,
     AppointmentNotFound,
@@ -52,7 +59,6 @@ from services.scheduling.roster import (
     shifts_on,
     travel_time,
     why_not,
-    work_day,
 )
 from services.scheduling.schemas import (
     AppointmentSchema,
@@ -140,44 +146,39 @@ class SchedulingService(RpcServiceBase):
         starts = [start for day in days for start in offered_starts(calendar, query["visit_type"], day, time_zone, now)]
         nurses = self._nurses_serving(state, postal_code, place, days[0], query.get("nurse_id"))
         duration = timedelta(minutes=calendar["visit_types"][query["visit_type"]]["duration_minutes"])
-        slots = []
-        if starts:
-            free_at = self._free_nurse_finder(nurses, calendar, place, duration, starts[0], starts[-1] + duration)
-            patient_busy = self._patient_busy(query["patient_id"], starts[0], starts[-1] + duration)
-            for start in starts:
-                end = start + duration
-                if any(busy_start < end and start < busy_end for busy_start, busy_end in patient_busy):
-                    continue
-                local_day = start.astimezone(ZoneInfo(time_zone)).date()
-                free = sum(1 for nurse in nurses if licensed_on(nurse, state, local_day) and free_at(nurse, start))
-                if free:
-                    slots.append({"start_at": start, "end_at": end,
-                                  "local_start": start.astimezone(ZoneInfo(time_zone)).isoformat(),
-                                  "nurses_free": free})
+        free = self._nurses_free(starts, nurses, state, calendar, place, duration) if starts else []
+        patient_busy = self._patient_busy(query["patient_id"], starts[0], starts[-1] + duration) if starts else []
+        slots = [{"start_at": start, "end_at": start + duration,
+                  "local_start": start.astimezone(ZoneInfo(time_zone)).isoformat(), "nurses_free": count}
+                 for start, count in zip(starts, free, strict=True)
+                 if count and not any(busy_start < start + duration and start < busy_end
+                                      for busy_start, busy_end in patient_busy)]
         return {"patient_id": query["patient_id"], "visit_type": query["visit_type"], "time_zone": time_zone,
                 "calendar_version": calendar.version, "slots": _json(slots)}
 
-    def _free_nurse_finder(self, nurses: list[dict[str, Any]], calendar: ConfigVersion, place: Place,
-                           duration: timedelta, first: datetime, last: datetime) -> Any:
-        """``free_at(nurse, start)``: whether a visit at ``place`` fits the nurse's day, from one query of the
-        nurses' live visits in the range and each nurse-day's gaps computed once."""
-        days = {str((first - timedelta(days=1)).date()), str((last + timedelta(days=1)).date())}
+    def _nurses_free(self, starts: list[datetime], nurses: list[dict[str, Any]], state: str, calendar: ConfigVersion,
+                     place: Place, duration: timedelta) -> list[int]:
+        """How many nurses could take a visit at ``place`` at each of ``starts`` (sorted): one query for the
+        nurses' live visits in the range, then each nurse-day's gaps (travel counted) matched to the starts."""
+        first_day, last_day = starts[0].date() - timedelta(days=1), starts[-1].date() + timedelta(days=1)
         stops: dict[tuple[str, str], list[Any]] = {}
         for visit in self.store.db.appointments.find(
                 {"nurse_id": {"$in": [nurse["_id"] for nurse in nurses]}, **LIVE,
-                 "work_day": {"$gte": min(days), "$lte": max(days)}},
+                 "work_day": {"$gte": str(first_day), "$lte": str(last_day)}},
                 {"nurse_id": 1, "work_day": 1, "start_at": 1, "end_at": 1, "place": 1}):
             stops.setdefault((visit["nurse_id"], visit["work_day"]), []).append(as_stop(visit))
-        gaps: dict[tuple[str, date], list[tuple[datetime, datetime]]] = {}
-
-        def free_at(nurse: dict[str, Any], start: datetime) -> bool:
-            key = (nurse["_id"], work_day(nurse, start))
-            if key not in gaps:
-                gaps[key] = open_gaps(shifts_on(nurse, key[1]), stops.get((key[0], str(key[1])), []), home_of(nurse),
-                                      place, duration, lambda a, b: travel_time(a, b, calendar["travel"]))
-            return fits(start, gaps[key])
-
-        return free_at
+        counts = [0] * len(starts)
+        days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+        for nurse in nurses:
+            free: set[int] = set()
+            for day in days:
+                if licensed_on(nurse, state, day):
+                    gaps = open_gaps(shifts_on(nurse, day), stops.get((nurse["_id"], str(day)), []), home_of(nurse),
+                                     place, duration, lambda a, b: travel_time(a, b, calendar["travel"]))
+                    free |= starts_in_gaps(starts, gaps)
+            for index in free:
+                counts[index] += 1
+        return counts
 
     def _patient_busy(self, patient_id: str, first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
         return [(visit["start_at"], visit["end_at"]) for visit in self.store.db.appointments.find(

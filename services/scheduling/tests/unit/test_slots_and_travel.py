@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.scheduling.domain import Stop, fits, open_gaps, revision_key, slot_keys, visit_keys
+from services.scheduling.domain import Stop, fits, open_gaps, revision_key, slot_keys, starts_in_gaps, visit_keys
 from services.scheduling.roster import shifts_on, travel_time
 
 TRAVEL = {"speed_mph": 30, "road_factor": 1.0, "minimum_minutes": 10}
@@ -143,3 +143,12 @@ def test_working_hours_are_the_nurses_local_hours_with_exceptions_across_dayligh
         expected.append((datetime.combine(day, datetime.strptime(start, "%H:%M").time(), tzinfo=UTC),
                          datetime.combine(day, datetime.strptime(end, "%H:%M").time(), tzinfo=UTC)))
     assert shifts_on(NURSE, day) == expected
+
+
+def test_the_starts_found_by_bisection_are_exactly_those_that_fit():
+    gaps = open_gaps(SHIFT, [stop("17:30", "19:30"), stop("21:00", "22:00", TWELVE_MILES)], HOME, NEAR,
+                     timedelta(hours=1), travel)
+    starts = [SHIFT[0][0] + timedelta(minutes=15 * n) for n in range(40)]
+    assert starts_in_gaps(starts, gaps) == {n for n, start in enumerate(starts) if fits(start, gaps)}
+    assert starts_in_gaps(starts, gaps)  # some fit, some do not
+    assert len(starts_in_gaps(starts, gaps)) < len(starts)
