@@ -13,11 +13,12 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from gateway.access import require_patient_access
+from chassis.service import plausible_instant
+from gateway.access import require_appointment_access, require_patient_access
 from gateway.api import ApiRequest, Forbidden, api, to_json
 from gateway.billing_api import QuoteSchema
 from gateway.routes import Route
-from gateway.schemas import BookingRequestSchema, NurseHoursSchema, NurseSchema
+from gateway.schemas import AppointmentSchema, BookingRequestSchema, NurseHoursSchema, NurseSchema
 
 UPSTREAM = (502, 503, 504)
 _ID = validate.Length(min=1, max=100)
@@ -69,6 +70,16 @@ class HoldSchema(Schema):
     calendar_version = fields.String(required=True)
 
 
+class RescheduleSchema(Schema):
+    start_at = fields.AwareDateTime(required=True, validate=plausible_instant,
+                                    metadata={"description": "the new start: UTC instant or offset time"})
+    nurse_id = fields.String(validate=_ID, metadata={"description": "another nurse (default: the same if free)"})
+
+
+class CancellationSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
 class ScheduleQuerySchema(Schema):
     date = fields.Date(required=True, metadata={"description": "a local date of the nurse"})
 
@@ -113,6 +124,17 @@ GET_HOLD = Route(
     "GET", "/v1/holds/{hold_id}", "getHold", "A hold: held, booked (with the appointment id), failed or expired",
     "appointments", roles=("patient", "admin"), response_schema=HoldSchema, errors=(404, *UPSTREAM),
     phi_resource="hold")
+RESCHEDULE_APPOINTMENT = Route(
+    "POST", "/v1/appointments/{appointment_id}/reschedule", "rescheduleAppointment",
+    "Move a booked visit: the new time is claimed and the old one released in one step", "appointments",
+    roles=("patient", "admin"), request_schema=RescheduleSchema, response_schema=AppointmentSchema,
+    errors=(404, 409, 422, *UPSTREAM), phi_resource="appointment", phi_action="update", idempotent=True)
+CANCEL_APPOINTMENT = Route(
+    "POST", "/v1/appointments/{appointment_id}/cancel", "cancelAppointment",
+    "Cancel a booked visit (by the patient, or by the clinic when staff cancel); fees follow billing's policy",
+    "appointments", roles=("patient", "admin"), request_schema=CancellationSchema,
+    response_schema=AppointmentSchema, errors=(404, 409, *UPSTREAM), phi_resource="appointment",
+    phi_action="update", idempotent=True)
 PUT_NURSE_HOURS = Route(
     "PUT", "/v1/nurses/{nurse_id}/hours", "putNurseHours",
     "Replace a nurse's weekly working hours and exceptions (days off, extra shifts)", "nurses", roles=("admin",),
@@ -123,7 +145,8 @@ GET_NURSE_SCHEDULE = Route(
     roles=("nurse", "admin"), query_schema=ScheduleQuerySchema, response_schema=NurseScheduleSchema,
     errors=(404, *UPSTREAM), phi_resource="appointment", phi_action="list")
 
-ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PLACE_HOLD, GET_HOLD, PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
+ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PLACE_HOLD, GET_HOLD, RESCHEDULE_APPOINTMENT, CANCEL_APPOINTMENT,
+                             PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
 
 
 class SchedulingApi:
@@ -151,6 +174,17 @@ class SchedulingApi:
         hold = self.scheduling.get_hold(hold_id)
         require_patient_access(request, hold["patient_id"], self.intake)
         return hold
+
+    @api(RESCHEDULE_APPOINTMENT)
+    def reschedule_appointment(self, request: ApiRequest, appointment_id: str) -> dict[str, Any]:
+        require_appointment_access(request, self.scheduling.get_appointment(appointment_id), self.intake)
+        return self.scheduling.reschedule_appointment(appointment_id, _json(request.body))
+
+    @api(CANCEL_APPOINTMENT)
+    def cancel_appointment(self, request: ApiRequest, appointment_id: str) -> dict[str, Any]:
+        require_appointment_access(request, self.scheduling.get_appointment(appointment_id), self.intake)
+        by = "patient" if request.role == "patient" else "clinic"
+        return self.scheduling.cancel_appointment(appointment_id, {"by": by, "reason": request.body["reason"]})
 
     @api(PUT_NURSE_HOURS)
     def put_nurse_hours(self, request: ApiRequest, nurse_id: str) -> dict[str, Any]:

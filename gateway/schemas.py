@@ -80,6 +80,12 @@ class AppointmentSchema(Schema):
     local_start = fields.String(required=True, metadata={"description": "Start in the patient's time zone"})
     booked_at = fields.DateTime(required=True)
     calendar_version = fields.String(required=True)
+    hold_id = fields.String(metadata={"description": "the hold it was booked from, if any"})
+    previous_start_at = fields.DateTime(metadata={"description": "before the last reschedule"})
+    cancelled_at = fields.DateTime()
+    cancelled_by = fields.String(validate=validate.OneOf(["patient", "clinic"]))
+    cancellation_reason = fields.String()
+    notice_hours = fields.Float(metadata={"description": "hours between the cancellation and the visit"})
 
 
 class AppointmentQuerySchema(PageQuerySchema):

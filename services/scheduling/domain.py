@@ -45,6 +45,7 @@ class VisitTypeSchema(Schema):
     name = fields.String(required=True)
     duration_minutes = fields.Integer(required=True, validate=validate.Range(min=15, max=12 * 60),
                                       metadata={"description": "the whole visit, recovery included"})
+    infusion = fields.Boolean(load_default=True, metadata={"description": "an infusion (not a consultation)"})
 
 
 class TravelSchema(Schema):

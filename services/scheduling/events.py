@@ -1,6 +1,6 @@
 """Events scheduling emits (payloads as in docs/events.md)."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from chassis.events import event_schema
 
@@ -45,3 +45,35 @@ class BookingFailed(Schema):
     hold_id = fields.String(required=True)
     patient_id = fields.String(required=True)
     reason = fields.String(required=True)
+
+
+@event_schema("appointment.rescheduled", version=1)
+class AppointmentRescheduled(Schema):
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    nurse_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    start_at = fields.AwareDateTime(required=True)
+    end_at = fields.AwareDateTime(required=True)
+    time_zone = fields.String(required=True)
+    previous_start_at = fields.AwareDateTime(required=True)
+
+
+@event_schema("appointment.cancelled", version=1)
+class AppointmentCancelled(Schema):
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    start_at = fields.AwareDateTime(required=True)
+    time_zone = fields.String(required=True)
+    by = fields.String(required=True, validate=validate.OneOf(["patient", "clinic"]))
+    notice_hours = fields.Float(required=True)
+    reason = fields.String(required=True)
+
+
+@event_schema("appointment.no_show", version=1)
+class AppointmentNoShow(Schema):
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    start_at = fields.AwareDateTime(required=True)

@@ -57,3 +57,9 @@ class InvalidVisitType(InvalidInput):
 
 class PatientAlreadyBooked(Conflict):
     code = "patient_has_overlapping_visit"
+
+
+class AppointmentNotChangeable(Conflict):
+    """The appointment is no longer booked (cancelled, under way, over) or has already started."""
+
+    code = "appointment_not_changeable"

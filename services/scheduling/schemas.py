@@ -22,6 +22,16 @@ class BookingRequestSchema(Schema):
     nurse_id = fields.String(validate=_ID)
 
 
+class RescheduleRequestSchema(Schema):
+    start_at = fields.AwareDateTime(required=True, validate=plausible_instant)
+    nurse_id = fields.String(validate=_ID)
+
+
+class CancellationSchema(Schema):
+    by = fields.String(required=True, validate=validate.OneOf(["patient", "clinic"]))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
 class AvailabilityRequestSchema(Schema):
     patient_id = fields.String(required=True, validate=_ID)
     visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50))
@@ -111,6 +121,11 @@ class AppointmentSchema(Schema):
     booked_at = fields.AwareDateTime()
     calendar_version = fields.String()
     hold_id = fields.String()
+    previous_start_at = fields.AwareDateTime()
+    cancelled_at = fields.AwareDateTime()
+    cancelled_by = fields.String()
+    cancellation_reason = fields.String()
+    notice_hours = fields.Float()
 
 
 class HoldSchema(Schema):
@@ -148,3 +163,13 @@ class DepositPaid(Schema):
 
     hold_id = fields.String(required=True)
     patient_id = fields.String(required=True)
+
+
+class ConsentRevoked(Schema):
+    """intake's ``consent.revoked``: the fields scheduling reads."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    patient_id = fields.String(required=True)
+    consent_id = fields.String(required=True)

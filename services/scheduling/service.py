@@ -37,6 +37,7 @@ from services.scheduling.domain import (
 )
 from services.scheduling.exceptions import (
     AddressNotLocated,
+    AppointmentNotChangeable,
     AppointmentNotFound,
     ClaimContended,
     HoldNotFound,
@@ -64,10 +65,13 @@ from services.scheduling.schemas import (
     AppointmentSchema,
     AvailabilityRequestSchema,
     BookingRequestSchema,
+    CancellationSchema,
+    ConsentRevoked,
     DepositPaid,
     HoldSchema,
     HoursSchema,
     NurseSchema,
+    RescheduleRequestSchema,
     nurse_view,
 )
 
@@ -289,11 +293,13 @@ class SchedulingService(RpcServiceBase):
         now = utcnow()
         for hold in self.store.db.appointments.find({"status": "held", "expires_at": {"$lte": now}},
                                                     {"hold_id": 1, "patient_id": 1}).limit(200):
-            expired = self.store.event("hold.expired", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"]})
-            self.store.update_with_events("appointments", {"_id": hold["_id"], "status": "held",
-                                                           "expires_at": {"$lte": now}},
-                                          {"$set": {"status": "expired", "expired_at": now, "slot_keys": []}},
-                                          [expired])
+            self._release_hold(hold, now, {"expires_at": {"$lte": now}})
+
+    def _release_hold(self, hold: dict[str, Any], now: datetime, condition: dict[str, Any] | None = None) -> None:
+        """A held hold lapses and gives up its slots (``hold.expired``), once, however many processes try."""
+        expired = self.store.event("hold.expired", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"]})
+        self.store.update_with_events("appointments", {"_id": hold["_id"], "status": "held", **(condition or {})},
+                                      {"$set": {"status": "expired", "expired_at": now, "slot_keys": []}}, [expired])
 
     # --- appointments ------------------------------------------------------------------------------------
 
@@ -316,10 +322,86 @@ class SchedulingService(RpcServiceBase):
 
     @rpc
     def get_appointment(self, appointment_id: str) -> dict[str, Any]:
+        return AppointmentSchema().dump(self._appointment(appointment_id))
+
+    # --- changes before the visit ------------------------------------------------------------------------
+
+    @rpc
+    def reschedule_appointment(self, appointment_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Move a booked visit to another time (and nurse): the new time is claimed and the old one given up in
+        the same single write, so the patient is never left without a slot; the same nurse is tried first."""
+        request = validated(RescheduleRequestSchema(), request)
+        appointment = self._changeable(appointment_id)
+        visit = self._visit({**request, "patient_id": appointment["patient_id"],
+                             "visit_type": appointment["visit_type"]}, prefer=appointment["nurse_id"])
+
+        def moved(nurse: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            document = {**visit.document(appointment["_id"], nurse), "previous_start_at": appointment["start_at"],
+                        "rescheduled_at": utcnow()}
+            document.pop("operation_key")
+            rescheduled = self.store.event("appointment.rescheduled", {
+                **{key: document[key] for key in ("patient_id", "nurse_id", "visit_type", "start_at", "end_at",
+                                                  "time_zone")},
+                "appointment_id": appointment["_id"], "previous_start_at": appointment["start_at"]})
+            return document, [rescheduled]
+
+        return AppointmentSchema().dump(self._claim_first_free(visit, moved, moving=appointment))
+
+    @rpc
+    def cancel_appointment(self, appointment_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Cancel a booked visit, by the patient or the clinic, releasing its time; the event carries the notice
+        given (billing applies its fee policy). Cancelling twice answers the first cancellation."""
+        request = validated(CancellationSchema(), request)
+        appointment = self._appointment(appointment_id)
+        if appointment["status"] == "cancelled":
+            return AppointmentSchema().dump(appointment)
+        appointment = self._changeable(appointment_id)
+        self._cancel(appointment, request["by"], request["reason"])
+        return AppointmentSchema().dump(self._appointment(appointment_id))
+
+    @subscribe("intake", "consent.revoked", ConsentRevoked)
+    def cancel_after_consent_revoked(self, event: Event) -> None:
+        """Consent revoked: the patient's future infusions are cancelled by the clinic (no fee) and their holds
+        released. Each change records the event, so a redelivery changes nothing."""
+        patient_id, now = event.payload["patient_id"], utcnow()
+        calendar = CALENDAR.effective_at()
+        infusions = [code for code, visit_type in calendar["visit_types"].items() if visit_type["infusion"]]
+        for appointment in self.store.db.appointments.find({"patient_id": patient_id, "status": "booked", **BOOKED,
+                                                            "visit_type": {"$in": infusions},
+                                                            "start_at": {"$gt": now}}, HIDDEN):
+            self._cancel(appointment, "clinic", "consent_revoked", event_id=event.event_id)
+        for hold in self.store.db.appointments.find({"patient_id": patient_id, "status": "held"},
+                                                    {"hold_id": 1, "patient_id": 1}):
+            self._release_hold(hold, now)
+
+    def _cancel(self, appointment: dict[str, Any], by: str, reason: str, event_id: str | None = None) -> None:
+        now = utcnow()
+        notice_hours = round((appointment["start_at"] - now).total_seconds() / 3600, 2)
+        cancelled = self.store.event("appointment.cancelled", {
+            "appointment_id": appointment["_id"], "patient_id": appointment["patient_id"],
+            "visit_type": appointment["visit_type"], "start_at": appointment["start_at"],
+            "time_zone": appointment["time_zone"], "by": by, "notice_hours": notice_hours, "reason": reason})
+        change = {"$set": {"status": "cancelled", "slot_keys": [], "cancelled_at": now, "cancelled_by": by,
+                           "cancellation_reason": reason, "notice_hours": notice_hours}}
+        query = {"_id": appointment["_id"], "status": "booked"}
+        if event_id is not None:
+            self.store.update_once("appointments", query, change, event_id, [cancelled])
+        elif self.store.update_with_events("appointments", query, change, [cancelled]).matched_count == 0:
+            raise AppointmentNotChangeable("the appointment changed meanwhile", appointment_id=appointment["_id"])
+
+    def _appointment(self, appointment_id: str) -> dict[str, Any]:
         appointment = self.store.db.appointments.find_one({"_id": str(appointment_id), **BOOKED}, HIDDEN)
         if appointment is None:
             raise AppointmentNotFound(f"no appointment {appointment_id}", appointment_id=appointment_id)
-        return AppointmentSchema().dump(appointment)
+        return appointment
+
+    def _changeable(self, appointment_id: str) -> dict[str, Any]:
+        """A booked appointment whose visit has not begun: the only kind that may be moved or cancelled."""
+        appointment = self._appointment(appointment_id)
+        if appointment["status"] != "booked" or appointment["start_at"] <= utcnow():
+            raise AppointmentNotChangeable(f"the appointment is {appointment['status']} and may no longer change",
+                                           appointment_id=appointment["_id"], status=appointment["status"])
+        return appointment
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -340,7 +422,7 @@ class SchedulingService(RpcServiceBase):
                                     postal_code=eligibility.get("postal_code"))
         return eligibility, place
 
-    def _visit(self, request: dict[str, Any]) -> _Visit:
+    def _visit(self, request: dict[str, Any], prefer: str | None = None) -> _Visit:
         calendar = self._calendar(request["visit_type"])
         eligibility, place = self._eligible_and_placed(request["patient_id"], request["visit_type"])
         try:
@@ -351,6 +433,7 @@ class SchedulingService(RpcServiceBase):
         local_day = window.local_start.date()
         nurses = self._nurses_serving(eligibility["state"], eligibility["postal_code"], place, local_day,
                                       request.get("nurse_id"))
+        nurses.sort(key=lambda nurse: nurse["_id"] != prefer)  # stable: the preferred nurse first
         return _Visit(request, calendar, eligibility, place, window, nurses, self.store.operation_key)
 
     def _nurses_serving(self, state: str, postal_code: str, place: Place, day: date,
@@ -388,28 +471,39 @@ class SchedulingService(RpcServiceBase):
             raise VisitNotPriced(f"billing cannot price this visit: {refused.detail}",
                                  billing_code=refused.code) from refused
 
-    def _claim_first_free(self, visit: _Visit, make: Any) -> dict[str, Any]:
+    def _claim_first_free(self, visit: _Visit, make: Any, moving: dict[str, Any] | None = None) -> dict[str, Any]:
         """Claim the visit with the first nurse free then (travel counted); ``make(nurse)`` gives the document
-        and its events. ``NoNurseAvailable`` when every one is taken."""
+        and its events. A new document is inserted; ``moving`` (a booked appointment being rescheduled) is
+        updated in one write that claims the new keys and gives up the old ones, only if it has not changed
+        meanwhile. ``NoNurseAvailable`` when every nurse is taken."""
         for nurse in visit.nurses:
             document, events = make(nurse)
 
             def write(claim: Claim, document: dict[str, Any] = document, events: list[Any] = events) -> None:
-                document.update(slot_keys=claim.slot_keys, revision_keys=[claim.revision_key],
-                                work_day=claim.work_day)
-                self.store.insert_with_events("appointments", document, events)
+                document.update(slot_keys=claim.slot_keys, work_day=claim.work_day)
+                if moving is None:
+                    self.store.insert_with_events("appointments", {**document, "revision_keys": [claim.revision_key]},
+                                                  events)
+                    return
+                changed = {key: value for key, value in document.items() if key != "_id"}
+                result = self.store.update_with_events(
+                    "appointments", {"_id": moving["_id"], "status": "booked", "start_at": moving["start_at"]},
+                    {"$set": changed, "$push": {"revision_keys": claim.revision_key}}, events)
+                if result.matched_count == 0:
+                    raise AppointmentNotChangeable("the appointment changed meanwhile; read it again",
+                                                   appointment_id=moving["_id"])
 
             try:
                 claim_visit(self.store.db, nurse, visit.request["patient_id"], visit.window, visit.place,
-                            visit.calendar["travel"], write)
+                            visit.calendar["travel"], write, moving_id=moving and moving["_id"])
             except NoNurseAvailable:
                 continue
             except ClaimContended:
                 first = self.store.db.appointments.find_one({"_id": document["_id"]}, HIDDEN)
-                if first is None:
+                if moving is not None or first is None:
                     raise
                 return first  # the same operation, executed twice at once, claimed it first
-            return document
+            return self.store.db.appointments.find_one({"_id": document["_id"]}, HIDDEN) if moving else document
         raise NoNurseAvailable("no nurse is free at that time", start_at=visit.window.start_at.isoformat())
 
     def _booked_event(self, appointment: dict[str, Any]) -> dict[str, Any]:

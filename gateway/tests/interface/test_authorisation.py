@@ -129,6 +129,8 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "putNurse": lambda: nurse_record(f"Nurse {world.nurse_a}"),
         "placeHold": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
                               "start_at": platform.times.next()},
+        "rescheduleAppointment": lambda: {"start_at": platform.times.next()},
+        "cancelAppointment": lambda: {"reason": "the matrix cancels it"},
         "putNurseHours": lambda: {"weekly_hours": EVERY_DAY, "exceptions": []},
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
         "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},
@@ -140,6 +142,8 @@ def call(platform: Platform, world: World, method: str, path: str, operation: di
          headers: dict[str, str], signed: bool = False) -> Any:
     """Call one operation of the document with real ids and a valid body; a string says what is missing."""
     values = path_values(world)
+    if operation["operationId"] in ("rescheduleAppointment", "cancelAppointment"):  # each call changes a fresh visit
+        values["appointment_id"] = platform.book(world.patient_a, nurse_id=world.nurse_a)["id"]
     missing = [name for name in re.findall(r"\{(\w+)\}", path) if name not in values]
     if missing:
         return f"no value for path parameters {missing}: add one to path_values()"
