@@ -9,6 +9,7 @@ from pymongo.database import Database
 
 from chassis.config import VersionedConfig
 from services.scheduling.domain import CalendarSchema
+from services.scheduling.visits import VisitRulesSchema
 
 CONFIG_DIR = Path(__file__).parent / "config"
 
@@ -28,7 +29,13 @@ def create_indexes(db: Database) -> None:
     db.appointments.create_index([("nurse_id", ASCENDING), ("work_day", ASCENDING)], name="by_nurse_day")
     db.appointments.create_index([("status", ASCENDING), ("expires_at", ASCENDING)], name="holds_by_expiry")
     db.nurses.create_index([("licences.state", ASCENDING)], name="by_licence_state")
+    # The controlled-substance record is append-only: entries are inserted, never changed.
+    db.controlled_substance_log.create_index([("recorded_at", ASCENDING)], name="by_time")
 
 
 def load_calendar(path: str | Path | None = None) -> VersionedConfig:
     return VersionedConfig.load(path or CONFIG_DIR / "visit_types.yml", CalendarSchema())
+
+
+def load_visit_rules(path: str | Path | None = None) -> VersionedConfig:
+    return VersionedConfig.load(path or CONFIG_DIR / "visit_rules.yml", VisitRulesSchema())

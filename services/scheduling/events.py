@@ -77,3 +77,52 @@ class AppointmentNoShow(Schema):
     patient_id = fields.String(required=True)
     visit_type = fields.String(required=True)
     start_at = fields.AwareDateTime(required=True)
+
+
+class _VisitFact(Schema):
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+
+
+@event_schema("visit.en_route", version=1)
+class VisitEnRoute(_VisitFact):
+    nurse_id = fields.String(required=True)
+    time_zone = fields.String(required=True)
+    arrival_from = fields.AwareDateTime(required=True)
+    arrival_to = fields.AwareDateTime(required=True)
+
+
+@event_schema("visit.arrived", version=1)
+class VisitArrived(_VisitFact):
+    pass
+
+
+@event_schema("visit.pre_checked", version=1)
+class VisitPreChecked(_VisitFact):
+    """The pre-dose checks passed (no values: they stay in the visit record)."""
+
+
+@event_schema("visit.started", version=1)
+class VisitStarted(_VisitFact):
+    pass
+
+
+@event_schema("visit.aborted", version=1)
+class VisitAborted(_VisitFact):
+    visit_type = fields.String(required=True)
+    reason = fields.String(required=True)
+    chargeable = fields.Boolean(required=True)
+
+
+@event_schema("visit.completed", version=1)
+class VisitCompleted(_VisitFact):
+    visit_type = fields.String(required=True)
+    infusion_minutes = fields.Integer(required=True)
+    completed_at = fields.AwareDateTime(required=True)
+
+
+@event_schema("visit.discharged", version=1)
+class VisitDischarged(_VisitFact):
+    visit_type = fields.String(required=True)
+    time_zone = fields.String(required=True)
+    discharged_at = fields.AwareDateTime(required=True)

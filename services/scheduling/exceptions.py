@@ -1,4 +1,4 @@
-from chassis.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from chassis.errors import Conflict, Forbidden, InvalidInput, NotAllowed, NotFound
 
 
 class AppointmentNotFound(NotFound):
@@ -63,3 +63,22 @@ class AppointmentNotChangeable(Conflict):
     """The appointment is no longer booked (cancelled, under way, over) or has already started."""
 
     code = "appointment_not_changeable"
+
+
+class IllegalVisitStep(Conflict):
+    code = "illegal_visit_step"
+
+
+class VisitStepRefused(NotAllowed):
+    """A step or reading that breaks a visit rule (an unknown abort reason, vitals no patient can have, a
+    discharge without an escort or post-care instructions)."""
+
+    code = "visit_step_refused"
+
+
+class NotYourVisit(Forbidden):
+    code = "forbidden"
+
+
+class EntryNotFound(NotFound):
+    code = "controlled_substance_entry_not_found"

@@ -173,3 +173,74 @@ class ConsentRevoked(Schema):
 
     patient_id = fields.String(required=True)
     consent_id = fields.String(required=True)
+
+
+class VitalsSchema(Schema):
+    systolic = fields.Float(required=True, metadata={"description": "mmHg"})
+    diastolic = fields.Float(required=True, metadata={"description": "mmHg"})
+    heart_rate = fields.Float(required=True, metadata={"description": "beats per minute"})
+    spo2 = fields.Float(required=True, metadata={"description": "oxygen saturation, %"})
+    taken_at = fields.AwareDateTime(validate=plausible_instant)
+
+
+class PreChecksSchema(Schema):
+    fasting_hours = fields.Float(required=True, validate=validate.Range(min=0, max=72))
+    escort_present = fields.Boolean(required=True)
+    consent_reconfirmed = fields.Boolean(required=True)
+    pregnancy_possible = fields.Boolean(required=True, allow_none=True,
+                                        metadata={"description": "null when the question was not answered"})
+    weight_kg = fields.Float(required=True, validate=validate.Range(min=20, max=400))
+    baseline = fields.Nested(VitalsSchema, required=True)
+
+
+STEP_FIELDS = {"en_route": ("arrival_from", "arrival_to"), "pre_checks": ("pre_checks",),
+               "completed": ("infusion_minutes",), "discharged": ("escort_present", "post_care_instructions_given"),
+               "aborted": ("reason",)}
+
+
+class VisitStepSchema(Schema):
+    step = fields.String(required=True, validate=validate.OneOf(
+        ["en_route", "arrived", "pre_checks", "started", "completed", "discharged", "aborted", "no_show"]))
+    arrival_from = fields.AwareDateTime(validate=plausible_instant)
+    arrival_to = fields.AwareDateTime(validate=plausible_instant)
+    patient_late_minutes = fields.Integer(validate=validate.Range(min=0, max=600))
+    pre_checks = fields.Nested(PreChecksSchema)
+    infusion_minutes = fields.Integer(validate=validate.Range(min=1, max=720))
+    escort_present = fields.Boolean()
+    post_care_instructions_given = fields.Boolean()
+    reason = fields.String(validate=validate.Regexp(r"^[a-z_]{1,50}$"))
+    note = fields.String(validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _what_the_step_needs(self, data: dict[str, Any], **_: Any) -> None:
+        missing = [name for name in STEP_FIELDS.get(data["step"], ()) if name not in data]
+        if missing:
+            raise ValidationError({name: [f"required for the {data['step']} step"] for name in missing})
+
+
+class MedicationEntrySchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(["drawn", "given", "wasted", "correction"]))
+    substance = fields.String(load_default="ketamine", validate=validate.Length(min=1, max=50))
+    lot_number = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    amount_mg = fields.Decimal(required=True, places=3, as_string=True,
+                               validate=validate.Range(min=0, max=5000, min_inclusive=False))
+    witness = fields.String(validate=validate.Length(min=1, max=200))
+    corrects_entry_id = fields.String(validate=_ID)
+    note = fields.String(validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _witnessed_and_linked(self, data: dict[str, Any], **_: Any) -> None:
+        if data["kind"] == "wasted" and not data.get("witness"):
+            raise ValidationError("a waste needs a witness", "witness")
+        if data["kind"] == "correction" and not data.get("corrects_entry_id"):
+            raise ValidationError("a correction names the entry it corrects", "corrects_entry_id")
+
+
+class LogRangeSchema(Schema):
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+
+    @validates_schema
+    def _in_order(self, data: dict[str, Any], **_: Any) -> None:
+        if data["to"] < data["from_"] or (data["to"] - data["from_"]).days > 366:
+            raise ValidationError("must be on or after from, at most a year later", "to")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +28,7 @@ from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from chassis.subscriber import subscribe
 from services.scheduling.claims import LIVE, Claim, as_stop, claim_visit
-from services.scheduling.dependencies import create_indexes, load_calendar
+from services.scheduling.dependencies import create_indexes, load_calendar, load_visit_rules
 from services.scheduling.domain import (
     BookingRefused,
     VisitWindow,
@@ -40,9 +42,12 @@ from services.scheduling.exceptions import (
     AppointmentNotChangeable,
     AppointmentNotFound,
     ClaimContended,
+    EntryNotFound,
     HoldNotFound,
+    IllegalVisitStep,
     InvalidVisitType,
     NoNurseAvailable,
+    NotYourVisit,
     NurseCannotServePatient,
     NurseNotFound,
     OutsideServiceArea,
@@ -50,6 +55,7 @@ from services.scheduling.exceptions import (
     PatientNotCleared,
     TimeNotBookable,
     VisitNotPriced,
+    VisitStepRefused,
 )
 from services.scheduling.roster import (
     Place,
@@ -70,14 +76,20 @@ from services.scheduling.schemas import (
     DepositPaid,
     HoldSchema,
     HoursSchema,
+    LogRangeSchema,
+    MedicationEntrySchema,
     NurseSchema,
     RescheduleRequestSchema,
+    VisitStepSchema,
+    VitalsSchema,
     nurse_view,
 )
+from services.scheduling.visits import StepRefused, check_transition, evaluate_pre_checks, flag_vitals, mg_per_kg
 
 log = logging.getLogger(__name__)
 
 CALENDAR = load_calendar()
+VISIT_RULES = load_visit_rules()
 HOLD_SWEEP_SECONDS = float(os.environ.get("HOLD_SWEEP_SECONDS", "5"))
 HIDDEN = {"outbox": 0, "slot_keys": 0, "revision_keys": 0, "processed_events": 0}
 BOOKED = {"booked_at": {"$exists": True}}
@@ -403,6 +415,159 @@ class SchedulingService(RpcServiceBase):
                                            appointment_id=appointment["_id"], status=appointment["status"])
         return appointment
 
+    # --- the visit ------------------------------------------------------------------------------------------
+
+    @rpc
+    def record_visit_step(self, appointment_id: str, step: dict[str, Any], actor: dict[str, str]) -> dict[str, Any]:
+        """The assigned nurse (or an admin) records the next step of the visit; each step is one conditional
+        write with its ``visit.*`` event, so a step is never recorded twice and illegal orders are 409s."""
+        step = validated(VisitStepSchema(), step)
+        appointment = self._visit_of(appointment_id, actor)
+        rules = VISIT_RULES.effective_at()
+        state = (appointment.get("visit") or {}).get("state")
+        if appointment["status"] not in VISIT_UNDER_WAY:
+            raise IllegalVisitStep(f"the appointment is {appointment['status']}", appointment_id=appointment["_id"])
+        try:
+            check_transition(state, step["step"])
+            change, events = self._visit_change(appointment, step, rules, actor)
+        except StepRefused as refused:
+            error = IllegalVisitStep if refused.reason == "illegal_transition" else VisitStepRefused
+            raise error(str(refused), reason=refused.reason, state=state) from refused
+        result = self.store.update_with_events(
+            "appointments", {"_id": appointment["_id"], "visit.state": state,
+                             "status": {"$in": list(VISIT_UNDER_WAY)}}, change, events)
+        if result.matched_count == 0:
+            raise IllegalVisitStep("another step of this visit was recorded meanwhile; read it again",
+                                   reason="visit_changed", state=state)
+        return self._visit_view(self._appointment(appointment_id))
+
+    def _visit_change(self, appointment: dict[str, Any], step: dict[str, Any], rules: ConfigVersion,
+                      actor: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The update and events of one step (``StepRefused`` when a rule forbids it)."""
+        name, now = step["step"], utcnow()
+        ids = {"appointment_id": appointment["_id"], "patient_id": appointment["patient_id"]}
+        record = {**_json({key: value for key, value in step.items() if key != "pre_checks"}),
+                  "at": now, "by": actor["id"], "rules_version": rules.version}
+        new_state, fields_set, events = name, {}, []
+        if name == "en_route":
+            events.append(self.store.event("visit.en_route", {
+                **ids, "nurse_id": appointment["nurse_id"], "time_zone": appointment["time_zone"],
+                "arrival_from": step["arrival_from"], "arrival_to": step["arrival_to"]}))
+        elif name in ("arrived", "started"):
+            events.append(self.store.event(f"visit.{name}", ids))
+        elif name == "pre_checks":
+            outcome = evaluate_pre_checks(step["pre_checks"], appointment["visit_type"], rules)
+            record.update(pre_checks=_json(step["pre_checks"]), passed=outcome.passed, failed=outcome.failed)
+            fields_set["visit.weight_kg"] = step["pre_checks"]["weight_kg"]
+            if outcome.passed:
+                events.append(self.store.event("visit.pre_checked", ids))
+            else:
+                new_state = "aborted"
+                fields_set.update({"visit.abort_reason": outcome.reason, "visit.chargeable": outcome.chargeable})
+                events.append(self.store.event("visit.aborted", {
+                    **ids, "visit_type": appointment["visit_type"], "reason": outcome.reason,
+                    "chargeable": outcome.chargeable}))
+        elif name == "aborted":
+            if step["reason"] not in rules["abort_reasons"]:
+                raise StepRefused("unknown_abort_reason",
+                                  f"the reason must be one of {', '.join(sorted(rules['abort_reasons']))}")
+            chargeable = rules["abort_reasons"][step["reason"]]["chargeable"]
+            fields_set.update({"visit.abort_reason": step["reason"], "visit.chargeable": chargeable})
+            events.append(self.store.event("visit.aborted", {**ids, "visit_type": appointment["visit_type"],
+                                                             "reason": step["reason"], "chargeable": chargeable}))
+        elif name == "completed":
+            fields_set["visit.infusion_minutes"] = step["infusion_minutes"]
+            events.append(self.store.event("visit.completed", {**ids, "visit_type": appointment["visit_type"],
+                                                               "infusion_minutes": step["infusion_minutes"],
+                                                               "completed_at": now}))
+        elif name == "discharged":
+            if not (step["escort_present"] and step["post_care_instructions_given"]):
+                raise StepRefused("discharge_needs_escort_and_instructions",
+                                  "discharge only to a responsible adult, with post-care instructions given")
+            events.append(self.store.event("visit.discharged", {**ids, "visit_type": appointment["visit_type"],
+                                                                "time_zone": appointment["time_zone"],
+                                                                "discharged_at": now}))
+        elif name == "no_show":
+            events.append(self.store.event("appointment.no_show", {
+                **ids, "visit_type": appointment["visit_type"], "start_at": appointment["start_at"]}))
+        status = VISIT_STATUS.get(new_state, "in_progress")
+        change = {"$set": {"visit.state": new_state, "status": status, **fields_set},
+                  "$push": {"visit.steps": record}}
+        return change, events
+
+    @rpc
+    def record_vitals(self, appointment_id: str, reading: dict[str, Any], actor: dict[str, str]) -> dict[str, Any]:
+        """A set of vitals during the visit (from the pre-checks until discharge): out of the clinic's limits
+        it is stored flagged; outside any physiological range it is refused. Vitals never leave in an event."""
+        reading = validated(VitalsSchema(), reading)
+        appointment = self._visit_of(appointment_id, actor)
+        rules = VISIT_RULES.effective_at()
+        try:
+            flags = flag_vitals(reading, rules)
+        except StepRefused as refused:
+            raise VisitStepRefused(str(refused), reason=refused.reason) from refused
+        entry = {**reading, "taken_at": reading.get("taken_at") or utcnow(), "recorded_by": actor["id"],
+                 "flags": flags, "rules_version": rules.version}
+        result = self.store.db.appointments.update_one(
+            {"_id": appointment["_id"], "visit.state": {"$in": list(MONITORED)}}, {"$push": {"visit.vitals": entry}})
+        if result.matched_count == 0:
+            raise IllegalVisitStep("vitals are recorded from the pre-checks until discharge",
+                                   reason="not_monitoring", state=(appointment.get("visit") or {}).get("state"))
+        return _json(entry)
+
+    @rpc
+    def record_medication(self, appointment_id: str, entry: dict[str, Any], actor: dict[str, str]) -> dict[str, Any]:
+        """One entry of the controlled-substance record (append-only: a mistake is corrected by a new entry that
+        names it): drawn, given (with mg/kg of the weight taken at the pre-checks) or wasted with a witness."""
+        entry = validated(MedicationEntrySchema(), entry)
+        appointment = self._visit_of(appointment_id, actor)
+        visit = appointment.get("visit") or {}
+        if visit.get("state") not in MONITORED:
+            raise IllegalVisitStep("medication is recorded from the pre-checks until discharge",
+                                   reason="not_monitoring", state=visit.get("state"))
+        entry_id = self.store.creation_id("csl")
+        if (first := self.store.db.controlled_substance_log.find_one({"_id": entry_id})) is not None:
+            return _log_view(first)
+        if entry["kind"] == "correction" and not self.store.db.controlled_substance_log.count_documents(
+                {"_id": entry["corrects_entry_id"], "appointment_id": appointment["_id"]}, limit=1):
+            raise EntryNotFound("no entry of this visit to correct", corrects_entry_id=entry["corrects_entry_id"])
+        per_kg = mg_per_kg(entry["amount_mg"], Decimal(str(visit["weight_kg"])) if visit.get("weight_kg") else None)
+        record = {**entry, "_id": entry_id, "appointment_id": appointment["_id"],
+                  "patient_id": appointment["patient_id"], "nurse_id": appointment["nurse_id"],
+                  "visit_type": appointment["visit_type"], "amount_mg": str(entry["amount_mg"]),
+                  "mg_per_kg": str(per_kg) if entry["kind"] == "given" and per_kg is not None else None,
+                  "weight_kg": visit.get("weight_kg"), "recorded_at": utcnow(), "recorded_by": actor["id"]}
+        self.store.db.controlled_substance_log.insert_one(record)
+        return _log_view(record)
+
+    @rpc
+    def controlled_substance_log(self, query: dict[str, Any], cursor: str | None = None,
+                                 limit: int | None = None) -> dict[str, Any]:
+        """The controlled-substance record of a date range (UTC dates, both included), oldest first."""
+        query = validated(LogRangeSchema(), query)
+        since = datetime.combine(query["from_"], time_of_day.min, tzinfo=UTC)
+        until = datetime.combine(query["to"] + timedelta(days=1), time_of_day.min, tzinfo=UTC)
+        page = fetch_page(self.store.db.controlled_substance_log, {"recorded_at": {"$gte": since, "$lt": until}},
+                          "recorded_at", cursor=cursor, limit=limit)
+        return {"items": [_log_view(entry) for entry in page.items], "next_cursor": page.next_cursor}
+
+    def _visit_of(self, appointment_id: str, actor: dict[str, str]) -> dict[str, Any]:
+        """The appointment, if the actor may record its visit: the assigned nurse or an admin."""
+        appointment = self._appointment(appointment_id)
+        if not (actor.get("role") == "admin" or (actor.get("role") == "nurse"
+                                                 and actor.get("id") == appointment["nurse_id"])):
+            raise NotYourVisit("only the assigned nurse or an admin records this visit",
+                               appointment_id=appointment["_id"])
+        return appointment
+
+    @staticmethod
+    def _visit_view(appointment: dict[str, Any]) -> dict[str, Any]:
+        visit = appointment.get("visit") or {}
+        return _json({"appointment_id": appointment["_id"], "status": appointment["status"],
+                      "state": visit.get("state"), "abort_reason": visit.get("abort_reason"),
+                      "chargeable": visit.get("chargeable"), "infusion_minutes": visit.get("infusion_minutes"),
+                      "steps": visit.get("steps", []), "vitals": visit.get("vitals", [])})
+
     # --- helpers ------------------------------------------------------------------------------------------
 
     def _calendar(self, visit_type: str) -> ConfigVersion:
@@ -513,6 +678,15 @@ class SchedulingService(RpcServiceBase):
         if appointment.get("hold_id"):
             payload.update(hold_id=appointment["hold_id"], quote_id=appointment["quote"]["quote_id"])
         return self.store.event("appointment.booked", payload)
+
+
+VISIT_STATUS = {"completed": "completed", "discharged": "discharged", "aborted": "aborted", "no_show": "no_show"}
+MONITORED = ("pre_checks", "started", "completed")
+VISIT_UNDER_WAY = ("booked", "in_progress", "completed")  # appointment statuses in which a visit step may come
+
+
+def _log_view(entry: dict[str, Any]) -> dict[str, Any]:
+    return _json({"id": entry["_id"], **{key: value for key, value in entry.items() if key != "_id"}})
 
 
 class _Visit:
