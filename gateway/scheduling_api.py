@@ -17,6 +17,7 @@ from chassis.service import plausible_instant
 from gateway.access import require_appointment_access, require_patient_access
 from gateway.api import ApiRequest, Forbidden, api, to_json
 from gateway.billing_api import QuoteSchema
+from gateway.pagination import PageQuerySchema
 from gateway.routes import Route
 from gateway.schemas import AppointmentSchema, BookingRequestSchema, NurseHoursSchema, NurseSchema
 
@@ -109,6 +110,82 @@ class NurseScheduleSchema(Schema):
     visits = fields.List(fields.Nested(ScheduledVisitSchema), required=True)
 
 
+class VitalsSchema(Schema):
+    systolic = fields.Float(required=True, metadata={"description": "mmHg"})
+    diastolic = fields.Float(required=True, metadata={"description": "mmHg"})
+    heart_rate = fields.Float(required=True, metadata={"description": "beats per minute"})
+    spo2 = fields.Float(required=True, metadata={"description": "oxygen saturation, %"})
+    taken_at = fields.AwareDateTime(validate=plausible_instant)
+
+
+class RecordedVitalsSchema(VitalsSchema):
+    taken_at = fields.DateTime(required=True)
+    recorded_by = fields.String(required=True)
+    flags = fields.List(fields.String(), required=True, metadata={"description": "readings outside the limits"})
+    rules_version = fields.String(required=True)
+
+
+class PreChecksSchema(Schema):
+    fasting_hours = fields.Float(required=True, validate=validate.Range(min=0, max=72))
+    escort_present = fields.Boolean(required=True)
+    consent_reconfirmed = fields.Boolean(required=True)
+    pregnancy_possible = fields.Boolean(required=True, allow_none=True)
+    weight_kg = fields.Float(required=True, validate=validate.Range(min=20, max=400))
+    baseline = fields.Nested(VitalsSchema, required=True)
+
+
+class VisitStepSchema(Schema):
+    step = fields.String(required=True, validate=validate.OneOf(
+        ["en_route", "arrived", "pre_checks", "started", "completed", "discharged", "aborted", "no_show"]))
+    arrival_from = fields.AwareDateTime(validate=plausible_instant, metadata={"description": "en_route"})
+    arrival_to = fields.AwareDateTime(validate=plausible_instant, metadata={"description": "en_route"})
+    patient_late_minutes = fields.Integer(validate=validate.Range(min=0, max=600), metadata={"description": "arrived"})
+    pre_checks = fields.Nested(PreChecksSchema, metadata={"description": "pre_checks"})
+    infusion_minutes = fields.Integer(validate=validate.Range(min=1, max=720), metadata={"description": "completed"})
+    escort_present = fields.Boolean(metadata={"description": "discharged"})
+    post_care_instructions_given = fields.Boolean(metadata={"description": "discharged"})
+    reason = fields.String(validate=validate.Length(min=1, max=50), metadata={"description": "aborted"})
+    note = fields.String(validate=validate.Length(max=1000))
+
+
+class VisitSchema(Schema):
+    appointment_id = fields.String(required=True)
+    status = fields.String(required=True)
+    state = fields.String(allow_none=True)
+    abort_reason = fields.String(allow_none=True)
+    chargeable = fields.Boolean(allow_none=True)
+    infusion_minutes = fields.Integer(allow_none=True)
+    steps = fields.List(fields.Dict(), required=True)
+    vitals = fields.List(fields.Nested(RecordedVitalsSchema), required=True)
+
+
+class MedicationEntrySchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(["drawn", "given", "wasted", "correction"]))
+    substance = fields.String(validate=validate.Length(min=1, max=50), metadata={"example": "ketamine"})
+    lot_number = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    amount_mg = fields.Decimal(required=True, places=3, as_string=True, metadata={"example": "35"})
+    witness = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "for a waste"})
+    corrects_entry_id = fields.String(validate=_ID, metadata={"description": "for a correction"})
+    note = fields.String(validate=validate.Length(max=1000))
+
+
+class ControlledSubstanceEntrySchema(MedicationEntrySchema):
+    id = fields.String(required=True)
+    appointment_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    nurse_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    mg_per_kg = fields.String(allow_none=True, metadata={"description": "for a dose given"})
+    weight_kg = fields.Float(allow_none=True)
+    recorded_at = fields.DateTime(required=True)
+    recorded_by = fields.String(required=True)
+
+
+class LogQuerySchema(PageQuerySchema):
+    from_ = fields.Date(required=True, data_key="from", metadata={"description": "first UTC date"})
+    to = fields.Date(required=True, metadata={"description": "last UTC date, included"})
+
+
 GET_AVAILABILITY = Route(
     "GET", "/v1/availability", "getAvailability",
     "Free visit start times for a patient over a range of their local dates, across every nurse who may visit them "
@@ -135,6 +212,27 @@ CANCEL_APPOINTMENT = Route(
     "appointments", roles=("patient", "admin"), request_schema=CancellationSchema,
     response_schema=AppointmentSchema, errors=(404, 409, *UPSTREAM), phi_resource="appointment",
     phi_action="update", idempotent=True)
+RECORD_VISIT_STEP = Route(
+    "POST", "/v1/visits/{visit_id}/events", "recordVisitStep",
+    "The assigned nurse records the visit's next step (the visit id is the appointment id); illegal orders are 409s",
+    "visits", roles=("nurse", "admin"), request_schema=VisitStepSchema, response_schema=VisitSchema,
+    errors=(404, 409, 422, *UPSTREAM), phi_resource="visit", phi_action="update")
+RECORD_VITALS = Route(
+    "POST", "/v1/visits/{visit_id}/vitals", "recordVitals",
+    "Vitals during the visit: flagged outside the clinic's limits, refused outside any physiological range",
+    "visits", roles=("nurse", "admin"), request_schema=VitalsSchema, response_schema=RecordedVitalsSchema,
+    response_status=201, errors=(404, 409, 422, *UPSTREAM), phi_resource="visit", phi_action="update")
+RECORD_MEDICATION = Route(
+    "POST", "/v1/visits/{visit_id}/medication", "recordMedication",
+    "A controlled-substance entry (drawn, given, wasted with a witness, or a correction): append-only",
+    "visits", roles=("nurse", "admin"), request_schema=MedicationEntrySchema,
+    response_schema=ControlledSubstanceEntrySchema, response_status=201, errors=(404, 409, 422, *UPSTREAM),
+    phi_resource="controlled_substance", idempotent=True)
+LIST_CONTROLLED_SUBSTANCES = Route(
+    "GET", "/v1/controlled-substances", "listControlledSubstances",
+    "The controlled-substance record of a date range, oldest first, for the clinic's records", "visits",
+    roles=("admin",), query_schema=LogQuerySchema, response_schema=ControlledSubstanceEntrySchema, many=True,
+    errors=(422, *UPSTREAM), phi_resource="controlled_substance")
 PUT_NURSE_HOURS = Route(
     "PUT", "/v1/nurses/{nurse_id}/hours", "putNurseHours",
     "Replace a nurse's weekly working hours and exceptions (days off, extra shifts)", "nurses", roles=("admin",),
@@ -146,6 +244,7 @@ GET_NURSE_SCHEDULE = Route(
     errors=(404, *UPSTREAM), phi_resource="appointment", phi_action="list")
 
 ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PLACE_HOLD, GET_HOLD, RESCHEDULE_APPOINTMENT, CANCEL_APPOINTMENT,
+                             RECORD_VISIT_STEP, RECORD_VITALS, RECORD_MEDICATION, LIST_CONTROLLED_SUBSTANCES,
                              PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
 
 
@@ -186,6 +285,28 @@ class SchedulingApi:
         by = "patient" if request.role == "patient" else "clinic"
         return self.scheduling.cancel_appointment(appointment_id, {"by": by, "reason": request.body["reason"]})
 
+    @api(RECORD_VISIT_STEP)
+    def record_visit_step(self, request: ApiRequest, visit_id: str) -> dict[str, Any]:
+        return self.scheduling.record_visit_step(visit_id, _json(request.body), _actor(request))
+
+    @api(RECORD_VITALS)
+    def record_vitals(self, request: ApiRequest, visit_id: str) -> dict[str, Any]:
+        return self.scheduling.record_vitals(visit_id, _json(request.body), _actor(request))
+
+    @api(RECORD_MEDICATION)
+    def record_medication(self, request: ApiRequest, visit_id: str) -> dict[str, Any]:
+        body = _json(MedicationEntrySchema().dump(request.body))  # the amount as a decimal string
+        entry = self.scheduling.record_medication(visit_id, body, _actor(request))
+        request.resource_id = entry["id"]
+        return entry
+
+    @api(LIST_CONTROLLED_SUBSTANCES)
+    def list_controlled_substances(self, request: ApiRequest) -> dict[str, Any]:
+        query = request.query
+        return self.scheduling.controlled_substance_log(
+            {"from": query["from_"].isoformat(), "to": query["to"].isoformat()}, cursor=query.get("cursor"),
+            limit=query.get("limit"))
+
     @api(PUT_NURSE_HOURS)
     def put_nurse_hours(self, request: ApiRequest, nurse_id: str) -> dict[str, Any]:
         return self.scheduling.set_nurse_hours(nurse_id, _json(request.body))
@@ -195,6 +316,11 @@ class SchedulingApi:
         if request.role == "nurse" and request.subject != nurse_id:
             raise Forbidden("Nurses may only see their own schedule.")
         return self.scheduling.nurse_schedule(nurse_id, request.query["date"].isoformat())
+
+
+def _actor(request: ApiRequest) -> dict[str, str]:
+    """Who records a visit (scheduling checks that a nurse is the assigned one)."""
+    return {"role": request.role, "id": request.subject}
 
 
 def _json(body: dict[str, Any]) -> dict[str, Any]:

@@ -109,6 +109,27 @@ def path_values(world: World) -> dict[str, str]:
             "nurse_id": world.nurse_a, "hold_id": world.hold_a, "asset": "docs.css"}
 
 
+def fresh_visit(platform: Platform, world: World, checked: bool = False) -> str:
+    """A new visit of A's with A's nurse, booked by staff; ``checked``: recorded up to passed pre-checks."""
+    admin = bearer("admin", "admin-1")
+    booked = platform.post("/v1/appointments", headers=admin, json={
+        "patient_id": world.patient_a, "visit_type": "iv-mood", "start_at": platform.times.next(),
+        "nurse_id": world.nurse_a})
+    assert booked.status_code == 201, booked.text
+    visit_id = booked.json()["id"]
+    steps = [VISIT_STEP_EN_ROUTE, {"step": "arrived"}, {"step": "pre_checks", "pre_checks": PRE_CHECKS}]
+    for step in steps if checked else ():
+        recorded = platform.post(f"/v1/visits/{visit_id}/events", headers=admin, json=step)
+        assert recorded.status_code == 200, recorded.text
+    return visit_id
+
+
+VITALS = {"systolic": 128, "diastolic": 82, "heart_rate": 76, "spo2": 98}
+PRE_CHECKS = {"fasting_hours": 6, "escort_present": True, "consent_reconfirmed": True, "pregnancy_possible": False,
+              "weight_kg": 70, "baseline": VITALS}
+VISIT_STEP_EN_ROUTE = {"step": "en_route", "arrival_from": "2026-12-01T16:00:00Z", "arrival_to": "2026-12-01T16:30:00Z"}
+
+
 def example_query(operation_id: str, platform: Platform, world: World) -> dict[str, str]:
     """The query parameters an operation requires (real ids, dates a week ahead)."""
     week_ahead = platform.times.next()[:10]
@@ -116,6 +137,7 @@ def example_query(operation_id: str, platform: Platform, world: World) -> dict[s
         "getAvailability": {"patient_id": world.patient_a, "visit_type": "iv-mood", "from": week_ahead,
                             "to": week_ahead},
         "getNurseSchedule": {"date": week_ahead},
+        "listControlledSubstances": {"from": "2026-01-01", "to": "2026-12-31"},
     }
     return queries.get(operation_id, {})
 
@@ -131,6 +153,9 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
                               "start_at": platform.times.next()},
         "rescheduleAppointment": lambda: {"start_at": platform.times.next()},
         "cancelAppointment": lambda: {"reason": "the matrix cancels it"},
+        "recordVisitStep": lambda: VISIT_STEP_EN_ROUTE,
+        "recordVitals": lambda: VITALS,
+        "recordMedication": lambda: {"kind": "drawn", "lot_number": "KET-1", "amount_mg": "50"},
         "putNurseHours": lambda: {"weekly_hours": EVERY_DAY, "exceptions": []},
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
         "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},
@@ -142,8 +167,10 @@ def call(platform: Platform, world: World, method: str, path: str, operation: di
          headers: dict[str, str], signed: bool = False) -> Any:
     """Call one operation of the document with real ids and a valid body; a string says what is missing."""
     values = path_values(world)
-    if operation["operationId"] in ("rescheduleAppointment", "cancelAppointment"):  # each call changes a fresh visit
-        values["appointment_id"] = platform.book(world.patient_a, nurse_id=world.nurse_a)["id"]
+    if operation["operationId"] in ("rescheduleAppointment", "cancelAppointment", "recordVisitStep"):
+        values["appointment_id"] = values["visit_id"] = fresh_visit(platform, world)  # each call changes a fresh one
+    if operation["operationId"] in ("recordVitals", "recordMedication"):
+        values["visit_id"] = fresh_visit(platform, world, checked=True)
     missing = [name for name in re.findall(r"\{(\w+)\}", path) if name not in values]
     if missing:
         return f"no value for path parameters {missing}: add one to path_values()"
