@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON313 := $(shell deploy/python313.sh)
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench chaos venv clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	deploy/ensure_rabbitmq.sh
 	$(PY) deploy/bench.py
+
+# The long chaos run (CHAOS_SECONDS, default 600); CI runs a short one inside `make test`.
+chaos: $(STAMP)
+	deploy/ensure_rabbitmq.sh
+	$(PY) -m chaos --seconds $${CHAOS_SECONDS:-600} --work-dir .data/chaos
 
 clean:
 	rm -rf $(VENV) .data

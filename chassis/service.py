@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError
-from nameko.rpc import rpc
 
 from chassis.errors import InvalidInput
 from chassis.logs import CorrelationContext
+from chassis.rpc import rpc
 
 
 class ServiceBase:

@@ -9,7 +9,10 @@
 - ``session.insert_once`` / ``session.update_once``: idempotent writes for event handlers.
 
 The relay (``chassis.outbox.OutboxRelay``) runs in every process of the service, woken after each worker
-that wrote events and otherwise every ``OUTBOX_POLL_SECONDS``.
+that wrote events and otherwise every ``OUTBOX_POLL_SECONDS``. It publishes through the process's
+``chassis.amqp.ConfirmedPublisher`` (confirmed, bounded in time), ``mandatory`` unless the topology
+description says nobody handles the event, and moves an event still unpublishable after
+``OUTBOX_GIVE_UP_HOURS`` to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
-from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
@@ -28,11 +30,14 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
+from chassis.amqp import EventPublisher
+from chassis.clock import isoformat, utcnow
 from chassis.events import make_event
 from chassis.faults import Faults
 from chassis.ids import derived_id, new_id
 from chassis.logs import CORRELATION_KEY, OPERATION_KEY
-from chassis.outbox import OutboxRelay, Unroutable, outbox_entry
+from chassis.outbox import OutboxRelay, outbox_entry, outbox_index
+from chassis.topology import DEFAULT_EXCHANGE, DeclaredTopology, Topology
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +71,9 @@ class StoreSession:
 
     @property
     def operation_key(self) -> str | None:
-        """The key of the client operation this worker serves (set by the gateway on creating routes from the
-        ``Idempotency-Key``, or its own request id): the same operation retried carries the same key."""
+        """The key of the client operation this worker serves (set by the gateway on creating routes: a hash of
+        the caller, the route and the ``Idempotency-Key``, else an id the gateway makes for the request): the
+        same operation retried carries the same key."""
         return self.context_data.get(OPERATION_KEY)
 
     def creation_id(self, prefix: str, *parts: str) -> str:
@@ -119,6 +125,9 @@ class StoreSession:
 
 
 class Store(DependencyProvider):
+    publisher = EventPublisher()
+    topology = DeclaredTopology()
+
     def __init__(self, database: str, indexes: IndexBuilder | None = None, outbox: Iterable[str] = ()) -> None:
         self.database = database
         self.indexes = indexes
@@ -132,12 +141,15 @@ class Store(DependencyProvider):
         self.faults = Faults.from_config(config)
         if self.indexes is not None:
             self.indexes(self.db)
+        for name in self.outbox_collections:
+            outbox_index(self.db[name])
         self.exchange = get_event_exchange(self.container.service_name, config)
-        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=True,
-                                   exchange=self.exchange, declare=[self.exchange])
+        self.dead_letter_queue = Topology(config).dead_letter_queue()
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
         self.relay = OutboxRelay(self.db, self.outbox_collections, self.publish_event,
-                                 lease=timedelta(seconds=float(config.get("OUTBOX_LEASE_SECONDS", 30))))
+                                 lease=timedelta(seconds=float(config.get("OUTBOX_LEASE_SECONDS", 30))),
+                                 give_up_after=timedelta(hours=float(config.get("OUTBOX_GIVE_UP_HOURS", 6))),
+                                 dead_letter=self.dead_letter_event)
 
     def start(self) -> None:
         if self.outbox_collections:
@@ -152,11 +164,24 @@ class Store(DependencyProvider):
         self.stop()
 
     def publish_event(self, event: dict[str, Any]) -> None:
-        try:
-            self.publisher.publish(event, routing_key=event["type"], message_id=event["event_id"],
-                                   extra_headers={f"nameko.{CORRELATION_KEY}": event["correlation_id"] or ""})
-        except UndeliverableMessage as exc:
-            raise Unroutable(event["type"]) from exc
+        """Publish one event to this service's exchange: confirmed, and ``mandatory`` unless the topology
+        description says no handler exists for it (then nobody is meant to receive it)."""
+        mandatory = self.topology.handles(self.container.service_name, event["type"]) is not False
+        self.publisher.publisher.publish(
+            event, exchange=self.exchange, routing_key=event["type"], message_id=event["event_id"],
+            headers={f"nameko.{CORRELATION_KEY}": event["correlation_id"] or ""}, mandatory=mandatory,
+            declare=[self.exchange])
+
+    def dead_letter_event(self, event: dict[str, Any], reason: str, attempts: int) -> None:
+        """An event the relay could not publish for too long, to the dead letters (replayable to its exchange)."""
+        dead_letter_id = new_id("dl")
+        self.publisher.publisher.publish(
+            event, exchange=DEFAULT_EXCHANGE, routing_key=self.dead_letter_queue.name, message_id=dead_letter_id,
+            declare=[self.dead_letter_queue], headers={
+                "x-dead-letter-id": dead_letter_id, "x-service": self.container.service_name,
+                "x-handler": "outbox-relay", "x-original-exchange": self.exchange.name,
+                "x-routing-key": event["type"], "x-error": reason[:2000], "x-attempts": attempts,
+                "x-dead-lettered-at": isoformat(utcnow()), f"nameko.{CORRELATION_KEY}": event["correlation_id"] or ""})
 
     def _run_relay(self) -> None:
         while self._running:

@@ -1,15 +1,24 @@
-"""Event handlers that never drop an event: retries with backoff, then a dead-letter queue.
+"""Event handlers that never drop an event: retries with backoff over hours, then a dead-letter queue.
 
-``@subscribe("scheduling", "appointment.booked", AppointmentBooked)`` declares a durable queue per
-handler (Nameko's service-pool queue), created at start-up so no event published afterwards is lost.
-The handler receives a ``chassis.events.Event`` validated against the consumer's payload schema.
+``@subscribe("scheduling", "appointment.booked", AppointmentBooked)`` consumes the handler's durable quorum
+queue (``chassis.topology``), declared with its delay queues and the dead-letter queue at set-up, and the
+whole described topology with them, so no event published before the consumer runs is lost. The handler
+receives a ``chassis.events.Event`` validated against the consumer's payload schema.
 
-When a handler raises, the message is republished (with publisher confirms) to a delay queue of that
-handler, ``<queue>.retry.<ms>``, whose TTL dead-letters it back to the handler's queue: attempt n waits
-``EVENT_RETRY_DELAYS[n-1]`` seconds. Other events keep flowing meanwhile. After the last delay the event
-goes to the dead-letter queue (``DEAD_LETTER_QUEUE``, one for the platform) with the error, the handler
-and the queue it came from, where ``infusion dlq list`` shows it and ``infusion dlq replay ID`` sends it
-back. An event that can never be handled (bad envelope, unknown version) goes there at once.
+What happens when a handler raises depends on what it raised:
+
+- ``chassis.errors.Rejected`` (*never*: the event contradicts the domain) or an event that cannot be read
+  (bad envelope, unknown version): to the dead-letter queue at once;
+- ``chassis.errors.NotYet`` (*not yet*: a fact it needs has not arrived, as events come in any order) and any
+  other exception (*failed*: a store or a dependency is down): retried on the schedule
+  (``EVENT_RETRY_DELAYS``, exponential with ``EVENT_RETRY_JITTER``, about 6.4 hours by default), then
+  dead-lettered with the last reason. Other events keep flowing meanwhile.
+
+A retry is a republish (confirmed, mandatory) to the handler's delay queue for that attempt, whose TTL
+dead-letters it back to the handler's queue. If a forward finds its queue missing (the broker lost its
+definitions), the subscriber re-declares its queues and forwards again; if the broker refuses, the original
+message is requeued, never acknowledged, so nothing is lost. Dead letters carry the error, the handler and
+the queue they came from; ``infusion dlq list`` shows them and ``infusion dlq replay`` sends them back.
 
 Handlers must be idempotent (events arrive at least once and in any order): derive the ids of what they
 create from the event, or record the event id in the document they change (``chassis.store``).
@@ -23,38 +32,31 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from kombu import Exchange, Queue
+import eventlet
 from marshmallow import Schema
-from nameko.amqp.publish import Publisher, get_connection
 from nameko.events import SERVICE_POOL, EventHandler
 
+from chassis.amqp import EventPublisher, Unroutable
 from chassis.clock import isoformat, utcnow
+from chassis.errors import NotYet, Rejected
 from chassis.events import EventInvalid, read_event
 from chassis.ids import new_id
 from chassis.logs import CORRELATION_KEY
+from chassis.topology import DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_EXCHANGE, DeclaredTopology, Handler, Topology
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DEAD_LETTER_QUEUE = "infusion.dead-letters"
-DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0)
+__all__ = ["ATTEMPT_HEADER", "DEFAULT_DEAD_LETTER_QUEUE", "DEFAULT_EXCHANGE", "EventSubscriber", "subscribe"]
+
 ATTEMPT_HEADER = "x-attempt"
-DEFAULT_EXCHANGE = Exchange("")
-
-
-def dead_letter_queue(config: dict[str, Any]) -> Queue:
-    return Queue(config.get("DEAD_LETTER_QUEUE", DEFAULT_DEAD_LETTER_QUEUE), exchange=DEFAULT_EXCHANGE,
-                 durable=True, auto_delete=False)
-
-
-def retry_queue(handler_queue: str, delay_seconds: float) -> Queue:
-    delay_ms = max(1, int(delay_seconds * 1000))
-    name = f"{handler_queue}.retry.{delay_ms}"
-    return Queue(name, exchange=DEFAULT_EXCHANGE, routing_key=name, durable=True, auto_delete=False,
-                 queue_arguments={"x-message-ttl": delay_ms, "x-dead-letter-exchange": "",
-                                  "x-dead-letter-routing-key": handler_queue})
+#: How long a subscriber waits before requeueing an event it could not forward (the broker refused).
+FORWARD_FAILED_PAUSE_SECONDS = 1.0
 
 
 class EventSubscriber(EventHandler):
+    publisher = EventPublisher()
+    topology_declaration = DeclaredTopology()
+
     def __init__(self, source_service: str, event_type: str,
                  payload_schemas: type[Schema] | dict[int, type[Schema]], **kwargs: Any) -> None:
         if not isinstance(payload_schemas, dict):
@@ -65,17 +67,15 @@ class EventSubscriber(EventHandler):
 
     def setup(self) -> None:
         super().setup()
-        config = self.container.config
-        delays = config.get("EVENT_RETRY_DELAYS") or DEFAULT_RETRY_DELAYS
-        self.retry_queues = [retry_queue(self.queue.name, float(delay)) for delay in delays]
-        self.dead_letters = dead_letter_queue(config)
-        with get_connection(config["AMQP_URI"]) as connection:
-            channel = connection.channel()
-            for queue in (*self.retry_queues, self.dead_letters):
-                queue(channel).declare()
-            # The handler's own queue too, so that events published before the consumer runs are kept.
-            self.queue(channel).declare()
-        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, exchange=DEFAULT_EXCHANGE)
+        self.topology = Topology(self.container.config)
+        self.handler = Handler(self.source_service, self.event_type, self.container.service_name, self.method_name)
+        self.queue = self.topology.handler_queue(self.handler)  # quorum, with a delivery limit
+        self.retry_queues = self.topology.retry_queues(self.handler)
+        self.dead_letters = self.topology.dead_letter_queue()
+        self._declare_own_queues()
+
+    def _declare_own_queues(self) -> None:
+        self.topology.declare_with(self.container.config["AMQP_URI"], [self.handler])
 
     def handle_message(self, body: Any, message: Any) -> None:
         context_data = self.unpack_message_headers(message)
@@ -94,28 +94,43 @@ class EventSubscriber(EventHandler):
         if exc_info is None:
             self.queue_consumer.ack_message(message)
             return result, exc_info
+        error = exc_info[1]
         attempt = self._attempt(message)
-        reason = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
-        if attempt <= len(self.retry_queues):
-            self._move_on(partial(self._retry_later, message, body, attempt, reason), message)
+        reason = "".join(traceback.format_exception_only(exc_info[0], error)).strip()
+        if isinstance(error, Rejected):
+            forward = partial(self._dead_letter, message, body, reason=f"rejected: {reason}", attempts=attempt)
+        elif attempt <= self.topology.schedule.retries:
+            forward = partial(self._retry_later, message, body, attempt, reason, waiting=isinstance(error, NotYet))
         else:
-            self._move_on(partial(self._dead_letter, message, body, reason=reason, attempts=attempt), message)
+            hours = self.topology.schedule.total_seconds / 3600
+            forward = partial(self._dead_letter, message, body, attempts=attempt,
+                              reason=f"gave up after {attempt} attempts over {hours:.1f} h: {reason}")
+        self._move_on(forward, message)
         return result, exc_info
 
     def _move_on(self, forward: Callable[[], None], message: Any) -> None:
-        """Forward a failed event (to a delay queue or the dead letters); if that fails, keep it queued."""
+        """Forward an event (to a delay queue or the dead letters); if that fails, keep it queued."""
         try:
             forward()
         except Exception:
-            log.exception("could not move a failed event on; requeueing it")
+            log.exception("could not move an event on; requeueing it")
+            eventlet.sleep(FORWARD_FAILED_PAUSE_SECONDS)
             self.queue_consumer.requeue_message(message)
-
-    def _retry_later(self, message: Any, body: Any, attempt: int, reason: str) -> None:
-        delay_queue = self.retry_queues[attempt - 1]
-        log.warning("%s failed (attempt %d), retrying via %s: %s", self.method_name, attempt, delay_queue.name,
-                    reason, extra={"event_id": _event_id(body), "queue": self.queue.name, "attempt": attempt})
-        self._republish(message, body, routing_key=delay_queue.name, headers={ATTEMPT_HEADER: attempt + 1})
+            return
         self.queue_consumer.ack_message(message)
+
+    def _retry_later(self, message: Any, body: Any, attempt: int, reason: str, waiting: bool) -> None:
+        delay_queue = self.retry_queues[attempt - 1]
+        wait_ms = self.topology.schedule.wait_ms(attempt)
+        extra = {"event_id": _event_id(body), "queue": self.queue.name, "attempt": attempt}
+        if waiting:
+            log.info("%s is waiting for a fact it needs (attempt %d), again in %.1fs: %s", self.method_name,
+                     attempt, wait_ms / 1000, reason, extra=extra)
+        else:
+            log.warning("%s failed (attempt %d), retrying in %.1fs: %s", self.method_name, attempt,
+                        wait_ms / 1000, reason, extra=extra)
+        self._republish(message, body, routing_key=delay_queue.name, headers={ATTEMPT_HEADER: attempt + 1},
+                        expiration=wait_ms / 1000)
 
     def _dead_letter(self, message: Any, body: Any, reason: str, attempts: int) -> None:
         dead_letter_id = new_id("dl")
@@ -130,13 +145,20 @@ class EventSubscriber(EventHandler):
             "x-attempts": attempts,
             "x-dead-lettered-at": isoformat(utcnow()),
         })
-        self.queue_consumer.ack_message(message)
 
     def _republish(self, message: Any, body: Any, routing_key: str, headers: dict[str, Any],
-                   message_id: str | None = None) -> None:
+                   message_id: str | None = None, expiration: float | None = None) -> None:
+        """Publish confirmed and mandatory; a missing queue is declared again once, then it must route."""
         original = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-death")}
-        self.publisher.publish(body, routing_key=routing_key, headers={**original, **headers},
-                               message_id=message_id or message.properties.get("message_id"))
+        send = partial(self.publisher.publisher.publish, body, exchange=DEFAULT_EXCHANGE, routing_key=routing_key,
+                       headers={**original, **headers}, expiration=expiration,
+                       message_id=message_id or message.properties.get("message_id"))
+        try:
+            send()
+        except Unroutable:
+            log.warning("queue %s is missing: declaring %s's queues again", routing_key, self.queue.name)
+            self._declare_own_queues()
+            send()
 
     @staticmethod
     def _attempt(message: Any) -> int:

@@ -58,12 +58,13 @@ class Platform:
         self.env["MONGO_URI"] = line.split(" ", 1)[1]
         return self.env["MONGO_URI"]
 
-    def start(self, name: str, label: str | None = None) -> None:
-        """Start one process of ``name``; ``label`` names another process of the same service."""
+    def start(self, name: str, label: str | None = None, env: dict[str, str] | None = None) -> None:
+        """Start one process of ``name``; ``label`` names another process of the same service; ``env`` adds
+        settings for this process only (e.g. a fault to inject)."""
         target, config = nameko_target(name)
         label = label or name
         self.processes[label] = subprocess.Popen(
-            [str(BIN / "nameko"), "run", "--config", str(config), target], cwd=ROOT, env=self.env,
+            [str(BIN / "nameko"), "run", "--config", str(config), target], cwd=ROOT, env={**self.env, **(env or {})},
             stdout=open(self.log_path(label), "a"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self) -> None:

@@ -4,12 +4,18 @@ For each request, in order: a request id (``X-Request-ID``, made if absent); the
 (issuer, audience, expiry) and the caller's role against the route's roles; the rate limit of that client
 on that route; the body (size limit, JSON, the route's schema with unknown fields refused) and the query;
 the ``Idempotency-Key`` (a replay returns the first response); then the handler, in a Nameko worker whose
-correlation id is the request id, so it follows every RPC and event. Afterwards: the PHI audit entry,
-metrics, and the response headers (request id, rate limit, CORS).
+correlation id is the request id, so it follows every RPC and event. A route touching health data writes its
+audit entry (who, what, when, from where) once the caller is known and before anything else happens: if
+that write fails, the answer is 503 and nothing was touched. On the routes that create, the worker
+also carries an operation key (from the ``Idempotency-Key``, else made for this request): the services
+derive the ids of what they create from it, so the same operation executed twice creates once.
+Afterwards: the audit entry's outcome (filled in once; if that write fails the answer is still given, the
+failure logged at ERROR and counted), metrics, and the response headers (request id, rate limit, CORS).
 
 Errors are turned into ``application/problem+json`` in one table (``problem_for``): the gateway's own
 ``ProblemError``\\s, the services' domain errors (which cross RPC with their status and code), timeouts
-(504 with Retry-After), and anything unexpected (500, logged, with the request id).
+(504 with Retry-After), the gateway's store out of reach (503 ``store_unavailable`` with Retry-After), and
+anything unexpected (500, logged, with the request id).
 """
 
 from __future__ import annotations
@@ -31,14 +37,16 @@ from marshmallow import RAISE, ValidationError
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
+from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from chassis.errors import DomainError
-from chassis.logs import CORRELATION_KEY
+from chassis.logs import CORRELATION_KEY, OPERATION_KEY
 from chassis.store import connect
 from gateway.audit import AuditEntry, AuditLog
 from gateway.auth import AuthSettings, Principal, authenticate
+from gateway.clients import TrustedProxies
 from gateway.idempotency import IdempotencyStore, InProgress, Mismatch, Proceed, Replay
 from gateway.metrics import GatewayMetrics
 from gateway.problems import ProblemError, problem, validation_errors
@@ -51,6 +59,7 @@ log = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ANONYMOUS = "anonymous"
 UPSTREAM_FAILURES = (503, 504)
+STORE_RETRY_AFTER_SECONDS = 5
 ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 
 
@@ -103,6 +112,13 @@ class RequestInProgress(ProblemError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class AuditUnavailable(ProblemError):
+    status, code, title = 503, "audit_unavailable", "Service Unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
 class RateLimited(ProblemError):
     status, code, title = 429, "rate_limited", "Too many requests"
 
@@ -129,6 +145,11 @@ def problem_for(exc: BaseException, request_id: str) -> tuple[int, dict[str, str
         if exc.status in UPSTREAM_FAILURES:  # also when relayed by another service
             headers["Retry-After"] = str(exc.details.get("retry_after") or 5)
         return status, headers, body
+    if isinstance(exc, ConnectionFailure):  # the gateway's own store (rate limits, keys, audit) out of reach
+        log.warning("the gateway's store did not answer request %s: %s", request_id, exc)
+        status, headers, body = problem(503, "store_unavailable", "Service Unavailable",
+                                        "Our data store is not answering; try again shortly.", request_id)
+        return status, {**headers, "Retry-After": str(STORE_RETRY_AFTER_SECONDS)}, body
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         return problem(status, HTTPStatus(status).phrase.lower().replace(" ", "_"), HTTPStatus(status).phrase,
@@ -195,6 +216,16 @@ def _rule(text: str) -> RateLimitRule:
     return RateLimitRule(int(limit), int(window or 60))
 
 
+def _lease_seconds(config: dict[str, Any]) -> int:
+    """How long a claimed ``Idempotency-Key`` stays pending: longer than any RPC its handler waits for."""
+    lease = int(config.get("IDEMPOTENCY_LEASE_SECONDS", 30))
+    rpc_timeout = float(config.get("RPC_TIMEOUT_SECONDS", 10))
+    if lease <= rpc_timeout:
+        raise ValueError(f"IDEMPOTENCY_LEASE_SECONDS ({lease}) must exceed RPC_TIMEOUT_SECONDS ({rpc_timeout:g}): "
+                         "a retry may not take over a request that is still running")
+    return lease
+
+
 class GatewayRuntime(SharedExtension):
     """The gateway's own state, shared by every route of one gateway process."""
 
@@ -202,7 +233,7 @@ class GatewayRuntime(SharedExtension):
         config = self.container.config
         self.client, self.db = connect(config, "gateway")
         self.auth = AuthSettings.from_config(config)
-        self.idempotency = IdempotencyStore(self.db,
+        self.idempotency = IdempotencyStore(self.db, lease_seconds=_lease_seconds(config),
                                             retention_hours=int(config.get("IDEMPOTENCY_RETENTION_HOURS", 24)))
         self.rate_limiter = RateLimiter(
             self.db, _rule(config.get("RATE_LIMIT_DEFAULT", "300/60")),
@@ -213,6 +244,7 @@ class GatewayRuntime(SharedExtension):
         self.cors_origins = frozenset(config.get("CORS_ORIGINS") or ())
         self.webhook_secrets = dict(config.get("WEBHOOK_SECRETS") or {})
         self.webhook_tolerance_seconds = int(config.get("WEBHOOK_TOLERANCE_SECONDS", 300))
+        self.trusted_proxies = TrustedProxies.parse(config.get("TRUSTED_PROXIES"))
 
     def stop(self) -> None:
         self.client.close()
@@ -309,16 +341,18 @@ class ApiEntrypoint(HttpRequestHandler):
         request.shallow = False  # the WSGI app built it shallow, to route it without reading the body
         started = time.monotonic()
         request_id: str = request.request_id
-        api_request = ApiRequest(self.route, request_id, None, ip=request.remote_addr,
+        client_address = self.runtime.trusted_proxies.client_address(
+            request.remote_addr, request.headers.getlist("X-Forwarded-For"))
+        api_request = ApiRequest(self.route, request_id, None, ip=client_address,
                                  user_agent=request.headers.get("User-Agent"),
                                  resource_id=next(iter(request.path_values.values()), None))
         extra_headers: dict[str, str] = {}
         record_id: str | None = None
-        audited = False
+        audit_entry: str | None = None
         try:
             raw_body = self._read_body(request)
             api_request.principal = self._authenticate(request, raw_body)
-            audited = True
+            audit_entry = self._audit_access(api_request)
             decision = self.runtime.rate_limiter.hit(api_request.client_id, self.route.operation_id)
             extra_headers.update(decision.headers())
             if not decision.allowed:
@@ -329,24 +363,24 @@ class ApiEntrypoint(HttpRequestHandler):
             api_request.query = self._load_query(request)
             claim = self._claim_idempotency_key(request, api_request, raw_body)
             if isinstance(claim, Response):
-                return self._finish(claim, api_request, started, audited)
-            record_id = claim
-            status, headers, body = self._run_handler(api_request, request.path_values)
+                return self._finish(claim, api_request, started, audit_entry)
+            record_id = claim.record_id if claim else None
+            status, headers, body = self._run_handler(api_request, request.path_values,
+                                                      self._operation_key(claim))
         except Exception as exc:
             if isinstance(exc, DomainError) and exc.status in UPSTREAM_FAILURES:
                 self.runtime.metrics.rpc_error(exc.details.get("service", "unknown"),
                                                "timeout" if exc.status == 504 else "unavailable")
             status, headers, body = problem_for(exc, request_id)
-        if record_id is not None:
-            if status < 500:
-                self.runtime.idempotency.complete(record_id, status, headers, body)
-            else:
-                self.runtime.idempotency.abandon(record_id)
+        if record_id is not None and status < 500:
+            # A 5xx (a timeout above all) may follow work that was done: the key stays pending until its lease
+            # ends, and the retry that takes it over runs with the same operation key.
+            self._complete_idempotency_key(record_id, status, headers, body)
         response = Response(body, status=status, headers={**extra_headers, **headers})
-        return self._finish(response, api_request, started, audited)
+        return self._finish(response, api_request, started, audit_entry)
 
     def _claim_idempotency_key(self, request: Request, api_request: ApiRequest,
-                               raw_body: bytes) -> Response | str | None:
+                               raw_body: bytes) -> Response | Proceed | None:
         """With an ``Idempotency-Key``: the first answer to replay, or the claim to complete once answered."""
         key = request.headers.get("Idempotency-Key")
         if not self.route.idempotent or key is None:
@@ -361,7 +395,22 @@ class ApiEntrypoint(HttpRequestHandler):
         if isinstance(outcome, InProgress):
             raise RequestInProgress(outcome.retry_after_seconds)
         assert isinstance(outcome, Proceed)
-        return outcome.record_id
+        return outcome
+
+    def _complete_idempotency_key(self, record_id: str, status: int, headers: dict[str, str], body: str) -> None:
+        """Keep the answer for replay; if the store fails now, answer anyway: the key stays pending, and a retry
+        after its lease runs again with the same operation key, which finds what this request made."""
+        try:
+            self.runtime.idempotency.complete(record_id, status, headers, body)
+        except Exception:
+            log.exception("could not keep the answer to idempotency record %s", record_id)
+
+    def _operation_key(self, claim: Proceed | None) -> str | None:
+        """What the services recognise this operation by: the same for every retry under one key (never the
+        client's ``X-Request-ID``, which any request may reuse), else one made for this request alone."""
+        if not self.route.idempotent:
+            return None
+        return claim.operation_key if claim else f"op_{uuid.uuid4().hex}"
 
     def _authenticate(self, request: Request, raw_body: bytes) -> Principal | None:
         if self.route.auth == "signature":
@@ -422,10 +471,13 @@ class ApiEntrypoint(HttpRequestHandler):
         except ValidationError as exc:
             raise InvalidQuery(validation_errors(exc.messages)) from exc
 
-    def _run_handler(self, api_request: ApiRequest, path_values: dict[str, Any]) -> tuple[int, dict[str, str], str]:
+    def _run_handler(self, api_request: ApiRequest, path_values: dict[str, Any],
+                     operation_key: str | None) -> tuple[int, dict[str, str], str]:
         done = Event()
-        self.container.spawn_worker(self, (api_request,), dict(path_values),
-                                    context_data={CORRELATION_KEY: api_request.request_id},
+        context_data = {CORRELATION_KEY: api_request.request_id}
+        if operation_key is not None:
+            context_data[OPERATION_KEY] = operation_key  # nameko copies context data into every RPC's headers
+        self.container.spawn_worker(self, (api_request,), dict(path_values), context_data=context_data,
                                     handle_result=partial(self.handle_result, done))
         result, exc_info = done.wait()
         if exc_info is not None:
@@ -438,26 +490,34 @@ class ApiEntrypoint(HttpRequestHandler):
         event.send((result, exc_info))
         return result, exc_info
 
-    def _finish(self, response: Response, api_request: ApiRequest, started: float, audited: bool) -> Response:
-        if audited and self.route.phi_resource and self.route.audit_action:
+    def _audit_access(self, api_request: ApiRequest) -> str | None:
+        """The audit entry of a request touching health data, written before the access; None for other routes."""
+        if not (self.route.phi_resource and self.route.audit_action):
+            return None
+        try:
+            return self.runtime.audit.record(AuditEntry(
+                subject=api_request.subject, role=api_request.role, action=self.route.audit_action,
+                resource=self.route.phi_resource, resource_id=api_request.resource_id, ip=api_request.ip,
+                user_agent=api_request.user_agent, request_id=api_request.request_id))
+        except ConnectionFailure:
+            raise  # the whole store is out of reach: 503 store_unavailable, like every other route
+        except Exception as exc:
+            # No unaudited access to health data: nothing has been touched yet, and nothing will be.
+            log.exception("could not write the audit entry of request %s", api_request.request_id)
+            raise AuditUnavailable("The request could not be recorded; try again.") from exc
+
+    def _finish(self, response: Response, api_request: ApiRequest, started: float, audit_entry: str | None) -> Response:
+        if audit_entry is not None:
             try:
-                self._audit(api_request, response.status_code)
+                self.runtime.audit.conclude(audit_entry, response.status_code, api_request.resource_id)
             except Exception:
-                # No unaudited access to health data: the answer is withheld if its audit entry is lost.
-                log.exception("could not write the audit entry of request %s", api_request.request_id)
-                status, headers, body = problem(503, "audit_unavailable", "Service Unavailable",
-                                                "The request could not be recorded; try again.",
-                                                api_request.request_id)
-                response = Response(body, status=status, headers={**headers, "Retry-After": "5"})
+                # The access is on record already; the answer (a booking that exists, say) is not withheld.
+                log.exception("could not record the outcome of request %s in its audit entry %s",
+                              api_request.request_id, audit_entry)
+                self.runtime.metrics.audit_failure()
         self.runtime.metrics.observe(self.route.operation_id, self.route.method, response.status_code,
                                      time.monotonic() - started)
         return response
-
-    def _audit(self, api_request: ApiRequest, outcome: int) -> None:
-        self.runtime.audit.record(AuditEntry(
-            subject=api_request.subject, role=api_request.role, action=self.route.audit_action,
-            resource=self.route.phi_resource, resource_id=api_request.resource_id, ip=api_request.ip,
-            user_agent=api_request.user_agent, request_id=api_request.request_id, outcome=outcome))
 
 
 api = ApiEntrypoint.decorator

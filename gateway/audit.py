@@ -1,7 +1,11 @@
 """Append-only audit log of access to protected health information (45 CFR 164.312(b)).
 
-The log can only be added to and read: :class:`AuditLog` has no update or delete
-method, and entries are never rewritten.
+The log can only be added to and read. An entry is written *before* the access it records (who, what,
+which record, when, from where, which request): if it cannot be written, the access does not happen. Once
+the request is answered, its outcome (the HTTP status) and the record it created are filled in once, by an
+update that matches only an entry whose outcome is still unset; nothing else ever changes an entry, and
+:class:`AuditLog` has no delete. An entry without an outcome is a request still running, or one whose
+outcome could not be written (the gateway logs that at ERROR and counts it).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ MAX_PAGE_SIZE = 200
 
 @dataclass(frozen=True, kw_only=True)
 class AuditEntry:
-    """Who did what to which record, from where, and how it ended (the HTTP status)."""
+    """Who did what to which record, from where, and how it ended (the HTTP status; None until answered)."""
 
     subject: str
     role: str
@@ -36,7 +40,7 @@ class AuditEntry:
     ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
-    outcome: int
+    outcome: int | None = None
     entry_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -44,7 +48,7 @@ class AuditEntry:
             raise ValueError(f"audit action must be one of {', '.join(ACTIONS)}, not {self.action!r}")
         if not self.subject or not self.resource:
             raise ValueError("an audit entry needs a subject and a resource")
-        if not 100 <= self.outcome <= 599:
+        if self.outcome is not None and not 100 <= self.outcome <= 599:
             raise ValueError(f"outcome must be an HTTP status, not {self.outcome!r}")
         object.__setattr__(self, "at", utc(self.at))
         if self.user_agent is not None:
@@ -61,12 +65,24 @@ class AuditLog:
         self._entries.create_index([("resource", ASCENDING), ("resource_id", ASCENDING), ("at", DESCENDING)])
 
     def record(self, entry: AuditEntry) -> str:
-        """Append ``entry``; returns its id."""
+        """Append ``entry`` (before the access it records, its outcome unset); returns its id."""
         entry_id = uuid.uuid4().hex
         document = asdict(entry)
         document.pop("entry_id")
+        if document["outcome"] is None:
+            document.pop("outcome")  # unset until the request is answered: ``conclude`` fills it in once
         self._entries.insert_one({"_id": entry_id, **document})
         return entry_id
+
+    def conclude(self, entry_id: str, outcome: int, resource_id: str | None = None) -> bool:
+        """Fill in how the request ended (and the record it created), once: False if it already was."""
+        if not 100 <= outcome <= 599:
+            raise ValueError(f"outcome must be an HTTP status, not {outcome!r}")
+        filled: dict[str, Any] = {"outcome": outcome}
+        if resource_id is not None:
+            filled["resource_id"] = resource_id
+        result = self._entries.update_one({"_id": entry_id, "outcome": {"$exists": False}}, {"$set": filled})
+        return result.modified_count == 1
 
     def query(
         self,

@@ -5,7 +5,13 @@ claims it by inserting a document whose ``_id`` is the hash of (subject, route, 
 MongoDB's unique ``_id`` makes that claim atomic across gateway processes. Later
 requests with the same key replay the stored response, are refused while the first
 is still running, or are refused when they carry a different body. A claim whose
-lease ran out (its process died) is taken over with one conditional update.
+lease ran out is taken over with one conditional update.
+
+A claim is never released: a request that failed with a 5xx (a timeout above all) may have
+changed something before it failed, so its key stays pending until its lease runs out, and the
+retry that takes it over runs with the same operation key (``Proceed.operation_key``, derived
+from the record key). The services derive the ids of what they create from that key, so the
+second execution finds the first one's record instead of creating another.
 """
 
 from __future__ import annotations
@@ -41,9 +47,14 @@ class InvalidIdempotencyKey(ProblemError, ValueError):
 
 @dataclass(frozen=True)
 class Proceed:
-    """This request owns the key: run it, then ``complete`` or ``abandon`` the record."""
+    """This request owns the key: run it with ``operation_key``, then ``complete`` the record if it answered."""
 
     record_id: str
+
+    @property
+    def operation_key(self) -> str:
+        """The same for every claim of one (caller, route, key): what a retry's execution is recognised by."""
+        return _parse_record_id(self.record_id)[0]
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,7 @@ class IdempotencyStore:
                 pass
             existing = self._records.find_one({"_id": record_key})
             if existing is None:
-                continue  # abandoned between our insert and our read: try again
+                continue  # purged between our insert and our read: try again
             if existing["expires_at"] <= now:
                 if self._take_over(existing, claim, body_sha256, now, {"expires_at": {"$lte": now}}):
                     return Proceed(_record_id(record_key, claim))
@@ -139,12 +150,6 @@ class IdempotencyStore:
             {"$set": {"state": COMPLETED, "response": response, "completed_at": utc(now)}},
         )
         return result.modified_count == 1
-
-    def abandon(self, record_id: str) -> bool:
-        """Release a claim after a 5xx or timeout so that a retry can proceed."""
-        record_key, claim = _parse_record_id(record_id)
-        result = self._records.delete_one({"_id": record_key, "claim": claim, "state": IN_PROGRESS})
-        return result.deleted_count == 1
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete records past retention (MongoDB's TTL index does it too, eventually)."""

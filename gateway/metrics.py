@@ -1,4 +1,4 @@
-"""Prometheus metrics of the gateway: requests by route and status, latency, RPC errors."""
+"""Prometheus metrics of the gateway: requests by route and status, latency, RPC errors, audit failures."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ class GatewayMetrics:
                                  ["route", "method"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.rpc_errors = Counter("gateway_rpc_errors_total", "RPC calls that failed or timed out",
                                   ["service", "kind"], registry=self.registry)
+        self.audit_failures = Counter("gateway_audit_failures_total",
+                                      "Audit entries whose outcome could not be recorded (alert on any)",
+                                      registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -28,6 +31,9 @@ class GatewayMetrics:
 
     def rpc_error(self, service: str, kind: str) -> None:
         self.rpc_errors.labels(service, kind).inc()
+
+    def audit_failure(self) -> None:
+        self.audit_failures.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

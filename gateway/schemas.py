@@ -198,7 +198,8 @@ class AuditEntrySchema(Schema):
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     request_id = fields.String(allow_none=True)
-    outcome = fields.Integer(required=True)
+    outcome = fields.Integer(required=True, allow_none=True,
+                             metadata={"description": "HTTP status; null while running or if it was not recorded"})
 
 
 class AuditQuerySchema(PageQuerySchema):

@@ -21,7 +21,7 @@ from chassis.rpc import TimedRpcProxy
 from chassis.service import ServiceBase
 from gateway import endpoints as routes
 from gateway.access import require_appointment_access, require_patient_access, scoped_filters
-from gateway.api import ApiRequest, GatewayState, api, to_json
+from gateway.api import STORE_RETRY_AFTER_SECONDS, ApiRequest, GatewayState, api, to_json
 from gateway.billing_api import BillingApi
 from gateway.intake_api import IntakeApi
 from gateway.notifications_api import NotificationsApi
@@ -190,7 +190,10 @@ class GatewayService(IntakeApi, SchedulingApi, BillingApi, NotificationsApi, Ser
     def _health_response(checks: dict[str, str]) -> Response:
         healthy = all(state == "ok" for state in checks.values())
         body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-        return Response(to_json(body), status=200 if healthy else 503, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if not healthy:
+            headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
+        return Response(to_json(body), status=200 if healthy else 503, headers=headers)
 
     @staticmethod
     def _asset(name: str) -> Response:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from nameko.rpc import rpc
-
 import services.billing.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
 from chassis.events import Event
 from chassis.ids import derived_id, new_id
 from chassis.pagination import fetch_page
+from chassis.rpc import rpc
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from chassis.subscriber import subscribe

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from nameko.rpc import rpc
 from pymongo.errors import DuplicateKeyError
 
 import services.intake.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
 from chassis.ids import new_id
+from chassis.rpc import rpc
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from services.intake.dependencies import create_indexes, load_booking_rules

@@ -1,7 +1,6 @@
-from chassis.errors import NotFound
+from chassis.errors import NotYet
 
 
-class ContactUnknown(NotFound):
-    """The patient's contact details have not arrived yet (events come in any order): retried."""
+class ContactUnknown(NotYet):
+    """The patient's contact details have not arrived yet (events come in any order): the event waits."""
 
-    code = "contact_unknown"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
-
 from chassis.clock import utcnow
 from chassis.events import Event
 from chassis.ids import derived_id
 from chassis.pagination import fetch_page
+from chassis.rpc import rpc
 from chassis.service import RpcServiceBase
 from chassis.store import Store
 from chassis.subscriber import subscribe

@@ -13,7 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 import services.scheduling.events  # noqa: F401  (registers the event schemas)
@@ -23,7 +22,7 @@ from chassis.errors import InvalidInput, Rejected, RemoteDomainError
 from chassis.events import Event
 from chassis.ids import derived_id
 from chassis.pagination import fetch_page
-from chassis.rpc import TimedRpcProxy
+from chassis.rpc import TimedRpcProxy, rpc
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from chassis.subscriber import subscribe

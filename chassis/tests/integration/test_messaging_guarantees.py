@@ -18,7 +18,6 @@ import pytest
 from kombu import Connection
 from marshmallow import Schema, fields
 from nameko.events import get_event_exchange
-from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook
 from nameko.testing.utils import get_container
@@ -27,6 +26,7 @@ from chassis.clock import utcnow
 from chassis.dlq import DeadLetterQueue
 from chassis.events import Event, event_schema, make_event
 from chassis.outbox import OutboxRelay
+from chassis.rpc import rpc
 from chassis.service import ServiceBase
 from chassis.store import Store, StoreSession, connect
 from chassis.subscriber import subscribe
@@ -231,7 +231,7 @@ def test_the_operator_command_line_lists_and_replays_dead_letters(container_fact
     _dispatch(service_config, poison)
     wait_for(lambda: DeadLetterQueue(service_config["AMQP_URI"]).list())
     env = {**os.environ, "AMQP_URI": service_config["AMQP_URI"]}
-    infusion = [sys.executable, "-m", "chassis.cli"]
+    infusion = [sys.executable, "-m", "infusion.cli"]
     listing = subprocess.run([*infusion, "dlq", "list"], env=env, capture_output=True, text=True, check=True)
     assert poison["event_id"] in listing.stdout and "shop.receive" in listing.stdout
     dead_letter_id = listing.stdout.split()[0]
@@ -259,6 +259,6 @@ def test_the_operator_command_line_lists_events_still_waiting_in_an_outbox(servi
     waiting = make_event("warehouse", "parcel.sent", {"parcel_id": "p-9"}, None)
     StoreSession(warehouse_db, "intake").insert_with_events("parcels", {"_id": "p-9"}, [waiting])
     env = {**os.environ, "MONGO_URI": service_config["MONGO_URI"], "DATABASE_PREFIX": database_prefix}
-    listing = subprocess.run([sys.executable, "-m", "chassis.cli", "outbox", "list"], env=env,
+    listing = subprocess.run([sys.executable, "-m", "infusion.cli", "outbox", "list"], env=env,
                              capture_output=True, text=True, check=True)
     assert f"intake  parcels/p-9  parcel.sent  {waiting['event_id']}" in listing.stdout

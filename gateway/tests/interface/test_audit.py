@@ -7,9 +7,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo.errors import OperationFailure
 
+from gateway.api import GatewayRuntime
 from gateway.tests.interface.support import Platform, as_json, assert_problem, bearer, registration
 
 ADMIN = bearer("admin", "auditor-1")
@@ -225,3 +229,66 @@ def test_no_route_changes_or_deletes_the_log(platform, records, method):
     assert {m.strip() for m in response.headers["Allow"].split(",")} <= {"GET", "HEAD", "OPTIONS"}
     assert_problem(platform.request(method, f"/v1/audit/{entry_id}", headers=ADMIN), 404, "not_found")
     assert platform.get("/v1/audit", headers=ADMIN, params={"subject": subject}).json()["items"] == before
+
+
+# --- the audit store failing --------------------------------------------------------------------------------
+
+
+class AuditStoreFailingOnce:
+    """The gateway's audit collection, refusing every write once ``broken()`` says so."""
+
+    def __init__(self, entries: Any, broken: Any) -> None:
+        self._entries = entries
+        self._broken = broken
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._entries, name)
+        if name in ("insert_one", "update_one", "find_one_and_update", "replace_one") and self._broken():
+            raise OperationFailure("the audit log refuses writes")
+        return attribute
+
+
+@pytest.fixture
+def audit_store(platform: Platform):
+    """Swaps the gateway process's audit collection for one that fails on a condition the test sets."""
+    runtime = next(extension for container in platform.runner.containers for extension in container.extensions
+                   if isinstance(extension, GatewayRuntime))
+    entries = runtime.audit._entries
+    condition = {"broken": lambda: False}
+    runtime.audit._entries = AuditStoreFailingOnce(entries, lambda: condition["broken"]())
+    yield condition
+    runtime.audit._entries = entries
+
+
+def audit_failures(platform: Platform) -> float:
+    families = text_string_to_metric_families(platform.get("/metrics").text)
+    return sum(sample.value for family in families for sample in family.samples
+               if sample.name == "gateway_audit_failures_total")
+
+
+def test_an_audit_store_lost_after_the_booking_committed_does_not_hide_the_booking(platform, records, audit_store):
+    """The booking is answered (201) and the failure counted; the entry written before the booking stays."""
+    patient = platform.register()
+    committed = {"patient_id": patient}
+    audit_store["broken"] = lambda: platform.db("scheduling").appointments.count_documents(committed) > 0
+    before = audit_failures(platform)
+    response = send(platform, "POST", "/v1/appointments", bearer("patient", patient),
+                    json={"patient_id": patient, "visit_type": "iv-mood", "start_at": platform.times.next()})
+    assert response.status_code == 201, as_json(response)
+    assert platform.db("scheduling").appointments.count_documents(committed) == 1
+    audit_store["broken"] = lambda: False
+    entry = the_entry_of(platform, response)
+    assert (entry["subject"], entry["action"], entry["resource"], entry["ip"]) == (
+        patient, "create", "appointment", "127.0.0.1")
+    assert entry.get("outcome") is None  # who, what, when and from where are on record; how it ended is not
+    assert audit_failures(platform) == before + 1
+
+
+def test_an_audit_store_lost_before_the_booking_answers_503_and_books_nothing(platform, records, audit_store):
+    patient = platform.register()
+    audit_store["broken"] = lambda: True
+    response = send(platform, "POST", "/v1/appointments", bearer("patient", patient),
+                    json={"patient_id": patient, "visit_type": "iv-mood", "start_at": platform.times.next()})
+    assert_problem(response, 503, "audit_unavailable")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert platform.db("scheduling").appointments.count_documents({"patient_id": patient}) == 0

@@ -3,6 +3,7 @@ another body under the same key is refused; keys are scoped to the caller; malfo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 
@@ -122,8 +123,7 @@ def test_a_key_is_not_shared_between_an_admin_and_the_patient(platform, patient)
     by_admin = platform.post("/v1/appointments", json=body, headers={**bearer("admin", "ops-1"), "Idempotency-Key": k})
     assert by_patient.status_code == 201
     assert "Idempotent-Replayed" not in by_admin.headers
-    # the admin's request ran: the patient already has that visit
-    assert_problem(by_admin, 409, "patient_has_overlapping_visit")
+    assert_problem(by_admin, 409, "patient_has_overlapping_visit")  # the admin's request ran: that visit exists
 
 
 @pytest.mark.parametrize("bad_key", ["k" * 256, "k" * 300, "has space", "tab\there", "ünïcode", ""])
@@ -174,3 +174,29 @@ def test_whitespace_differences_make_another_body(platform, patient):
     response = platform.post("/v1/appointments", data=json.dumps(body, indent=2), headers=headers)
     assert_problem(response, 422, "idempotency_key_reused")
     assert appointments_of(platform, patient) == 1
+
+
+# --- the operation key the services derive their ids from ----------------------------------------------
+
+
+def operation_key_of(platform: Platform, appointment_id: str) -> str:
+    return platform.db("scheduling").appointments.find_one({"_id": appointment_id})["operation_key"]
+
+
+def test_a_booking_with_a_key_runs_under_an_operation_key_derived_from_the_caller_route_and_key(platform, patient):
+    k = key()
+    booked = book(platform, patient, booking_body(platform, patient), k)
+    assert booked.status_code == 201, as_json(booked)
+    scoped = hashlib.sha256("\x00".join((patient, "bookAppointment", k)).encode()).hexdigest()
+    assert operation_key_of(platform, booked.json()["id"]) == scoped
+
+
+def test_without_a_key_each_booking_gets_its_own_operation_key_not_the_clients_request_id(platform, patient):
+    """X-Request-ID is the client's to reuse: it must not make two bookings one operation."""
+    headers = {**bearer("patient", patient), "X-Request-ID": f"reused-{uuid.uuid4().hex}"}
+    first = platform.post("/v1/appointments", headers=headers, json=booking_body(platform, patient))
+    second = platform.post("/v1/appointments", headers=headers, json=booking_body(platform, patient))
+    assert (first.status_code, second.status_code) == (201, 201), (as_json(first), as_json(second))
+    keys = {operation_key_of(platform, answer.json()["id"]) for answer in (first, second)}
+    assert len(keys) == 2
+    assert headers["X-Request-ID"] not in keys

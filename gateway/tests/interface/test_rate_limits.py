@@ -78,10 +78,11 @@ def test_the_call_past_the_budget_is_429_with_retry_after_and_ratelimit_headers(
     refused = answers[3]
     problem = assert_problem(refused, 429, "rate_limited")
     assert "Dana" not in refused.text and problem["status"] == 429
-    assert 1 <= int(refused.headers["Retry-After"]) <= WINDOW
+    # the window's three calls keep weighing as they slide out: the wait may reach into the next window
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2 * WINDOW
     assert refused.headers["RateLimit-Limit"] == "3"
     assert refused.headers["RateLimit-Remaining"] == "0"
-    assert 0 <= int(refused.headers["RateLimit-Reset"]) <= WINDOW
+    assert refused.headers["RateLimit-Reset"] == refused.headers["Retry-After"]
 
 
 def test_another_client_still_passes_when_one_is_limited(platform, patients):

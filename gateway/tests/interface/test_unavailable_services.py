@@ -57,14 +57,16 @@ def test_a_read_from_a_service_that_is_not_running_is_503_with_retry_after(platf
     assert rpc_errors(platform)[("intake", "unavailable")] == before + 1
 
 
-def test_a_sign_up_while_intake_is_not_running_is_503_and_not_kept_for_replay(platform):
+def test_a_sign_up_while_intake_is_not_running_is_503_and_its_key_stays_pending(platform):
+    """A 5xx is not replayed, nor is its key released: the retry waits for the lease (409 with Retry-After)."""
     headers = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
     body = registration()
     first = platform.post("/v1/patients", json=body, headers=headers, timeout=RPC_TIMEOUT + 10)
     assert_problem(first, 503, "service_unavailable")
     assert "Retry-After" in first.headers
     retry = platform.post("/v1/patients", json=body, headers=headers, timeout=RPC_TIMEOUT + 10)
-    assert_problem(retry, 503, "service_unavailable")  # the retry ran again: a 5xx is not replayed
+    assert_problem(retry, 409, "request_in_progress")
+    assert int(retry.headers["Retry-After"]) >= 1
     assert "Idempotent-Replayed" not in retry.headers
 
 

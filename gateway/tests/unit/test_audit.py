@@ -46,7 +46,29 @@ def test_record_and_read_back(log: AuditLog) -> None:
 
 def test_the_log_offers_no_way_to_change_history(log: AuditLog) -> None:
     public = {name for name in dir(log) if not name.startswith("_")}
-    assert public == {"record", "query"}
+    assert public == {"record", "conclude", "query"}
+
+
+def test_an_entry_written_before_the_access_gets_its_outcome_and_created_record_once(log: AuditLog) -> None:
+    entry_id = log.record(_entry(0, outcome=None, resource_id=None))
+    [pending] = log.query().items
+    assert pending.outcome is None
+    assert log.conclude(entry_id, 201, "apt_1")
+    assert not log.conclude(entry_id, 500, "apt_2")  # filled once: never rewritten
+    [stored] = log.query().items
+    assert (stored.outcome, stored.resource_id, stored.request_id) == (201, "apt_1", "req-0")
+
+
+def test_concluding_an_entry_that_was_recorded_whole_changes_nothing(log: AuditLog) -> None:
+    entry_id = log.record(_entry(0, outcome=403))
+    assert not log.conclude(entry_id, 200)
+    assert [entry.outcome for entry in log.query().items] == [403]
+
+
+@pytest.mark.parametrize("outcome", [99, 600])
+def test_an_outcome_is_an_http_status(log: AuditLog, outcome: int) -> None:
+    with pytest.raises(ValueError):
+        log.conclude(log.record(_entry(0, outcome=None)), outcome)
 
 
 def test_query_is_newest_first_and_paginates(log: AuditLog) -> None:

@@ -61,11 +61,21 @@ def test_running_request_blocks_a_repeat_with_retry_after(store: IdempotencyStor
     assert store.begin("k-1", "patient-1", ROUTE, BODY, now=NOW + timedelta(seconds=10)) == InProgress(20)
 
 
-def test_abandoned_claim_lets_a_retry_proceed(store: IdempotencyStore) -> None:
-    claim = _claim(store)
-    assert store.abandon(claim.record_id)
-    retry = _claim(store, now=NOW + timedelta(seconds=1))
-    assert retry.record_id != claim.record_id
+def test_an_unanswered_claim_stays_pending_until_its_lease_ends(store: IdempotencyStore) -> None:
+    """A request that failed (5xx, timeout) is never released: its work may have been done."""
+    _claim(store)
+    assert store.begin("k-1", "patient-1", ROUTE, BODY, now=NOW + timedelta(seconds=29)) == InProgress(1)
+    assert isinstance(store.begin("k-1", "patient-1", ROUTE, BODY, now=NOW + timedelta(seconds=30)), Proceed)
+
+
+def test_every_claim_of_one_key_runs_with_the_same_operation_key(store: IdempotencyStore) -> None:
+    first = _claim(store)
+    retry = _claim(store, now=NOW + timedelta(seconds=31))
+    assert retry.record_id != first.record_id
+    assert retry.operation_key == first.operation_key
+    other_caller = _claim(store, subject="patient-2")
+    other_key = _claim(store, key="k-2")
+    assert len({first.operation_key, other_caller.operation_key, other_key.operation_key}) == 3
 
 
 def test_stale_claim_is_taken_over_once(store: IdempotencyStore) -> None:
@@ -75,9 +85,8 @@ def test_stale_claim_is_taken_over_once(store: IdempotencyStore) -> None:
     assert isinstance(second, Proceed)
     # The new owner holds a fresh lease: a third caller must wait.
     assert isinstance(store.begin("k-1", "patient-1", ROUTE, BODY, now=later), InProgress)
-    # The process that lost its lease cannot store or release anything any more.
+    # The process that lost its lease cannot store anything any more.
     assert not store.complete(first.record_id, 201, {}, b"late", now=later)
-    assert not store.abandon(first.record_id)
     assert store.complete(second.record_id, 201, {}, b"winner", now=later)
     assert store.begin("k-1", "patient-1", ROUTE, BODY, now=later).body == b"winner"  # type: ignore[union-attr]
 
@@ -86,7 +95,6 @@ def test_complete_twice_keeps_the_first_response(store: IdempotencyStore) -> Non
     claim = _claim(store)
     assert store.complete(claim.record_id, 201, {}, b"first", now=NOW)
     assert not store.complete(claim.record_id, 500, {}, b"second", now=NOW)
-    assert not store.abandon(claim.record_id)
     assert store.begin("k-1", "patient-1", ROUTE, BODY, now=NOW) == Replay(201, {}, b"first")
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from pymongo.errors import AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
 
+from gateway.api import problem_for
 from gateway.problems import PROBLEM_CONTENT_TYPE, ProblemError, problem, validation_errors
 
 
@@ -97,3 +99,13 @@ def test_validation_errors_from_a_real_schema() -> None:
         {"field": "address.zip", "reason": "Missing data for required field."},
         {"field": "name", "reason": "Missing data for required field."},
     ]
+
+
+@pytest.mark.parametrize("lost", [ServerSelectionTimeoutError("no server"), AutoReconnect("connection reset"),
+                                  NetworkTimeout("timed out")])
+def test_the_gateways_store_out_of_reach_is_503_store_unavailable_with_retry_after(lost):
+    status, headers, body = problem_for(lost, "req-1")
+    assert status == 503
+    assert headers["Content-Type"] == "application/problem+json"
+    assert int(headers["Retry-After"]) >= 1
+    assert json.loads(body)["code"] == "store_unavailable"

@@ -33,7 +33,8 @@ def test_hits_within_the_limit_are_allowed_and_count_down(limiter: RateLimiter) 
 
 @pytest.mark.parametrize(
     ("seconds_into_window", "retry_after"),
-    [(0, 60), (10, 50), (59.2, 1), (30.5, 30)],
+    # the budget comes back when the window's three hits, sliding out, weigh at most two: 20 s into the next
+    [(0, 80), (10, 70), (59.2, 21), (30.5, 50)],
 )
 def test_the_hit_over_the_limit_is_refused_with_retry_after(
     limiter: RateLimiter, seconds_into_window: float, retry_after: int
@@ -53,12 +54,33 @@ def test_the_hit_over_the_limit_is_refused_with_retry_after(
     }
 
 
-def test_a_new_window_allows_again(limiter: RateLimiter) -> None:
-    for _ in range(4):
-        limiter.hit("c-1", "list_patients", now=WINDOW_START + timedelta(seconds=59))
-    next_window = limiter.hit("c-1", "list_patients", now=WINDOW_START + timedelta(seconds=60))
-    assert next_window.allowed
-    assert next_window.remaining == 2
+def test_no_double_burst_at_a_window_edge(limiter: RateLimiter) -> None:
+    """A fixed window let 3 hits at 0:59 and 3 more at 1:00 through: 6 in two seconds for a limit of 3 a minute."""
+    before_edge = [limiter.hit("c-1", "r", now=WINDOW_START + timedelta(seconds=59)) for _ in range(3)]
+    after_edge = [limiter.hit("c-1", "r", now=WINDOW_START + timedelta(seconds=60)) for _ in range(3)]
+    assert [decision.allowed for decision in before_edge + after_edge] == [True] * 3 + [False] * 3
+
+
+@pytest.mark.parametrize(
+    ("seconds_after_the_edge", "allowed"),
+    # the previous window's 3 hits weigh what of it still lies in the last 60 s: 3, 2.5, 1.5, 0.5, 0
+    [(0, 0), (10, 0), (30, 1), (50, 2), (60, 3)],
+)
+def test_the_previous_window_weighs_by_how_much_of_it_is_still_in_the_last_minute(
+    limiter: RateLimiter, seconds_after_the_edge: int, allowed: int
+) -> None:
+    for _ in range(3):
+        assert limiter.hit("c-1", "r", now=WINDOW_START + timedelta(seconds=30)).allowed
+    now = WINDOW_START + timedelta(seconds=60 + seconds_after_the_edge)
+    decisions = [limiter.hit("c-1", "r", now=now) for _ in range(4)]
+    assert sum(decision.allowed for decision in decisions) == allowed
+
+
+def test_refused_hits_do_not_use_the_budget(limiter: RateLimiter) -> None:
+    for _ in range(10):  # 3 allowed, 7 refused: only the 3 count
+        limiter.hit("c-1", "r", now=WINDOW_START)
+    halfway = WINDOW_START + timedelta(seconds=90)  # the 3 weigh 1.5: one more fits
+    assert [limiter.hit("c-1", "r", now=halfway).allowed for _ in range(2)] == [True, False]
 
 
 def test_clients_do_not_share_a_budget(limiter: RateLimiter) -> None:
@@ -78,7 +100,7 @@ def test_route_rule_overrides_the_default(limiter: RateLimiter) -> None:
     second = limiter.hit("c-1", "login", now=WINDOW_START + timedelta(seconds=100))
     assert (first.allowed, first.limit) == (True, 1)
     assert not second.allowed
-    assert second.reset_at == WINDOW_START + timedelta(seconds=300)
+    assert second.retry_after_seconds == 500  # the one hit weighs nothing once its window has slid out
     assert limiter.rule_for("login") == RateLimitRule(1, 300)
     assert limiter.rule_for("anything-else") == RateLimitRule(3, 60)
 
@@ -105,10 +127,11 @@ def test_concurrent_hits_are_counted_exactly(limiter: RateLimiter) -> None:
     assert sum(decision.allowed for decision in decisions) == 3
 
 
-def test_purge_expired_deletes_ended_windows_only(limiter: RateLimiter, db: Database) -> None:
+def test_purge_expired_deletes_windows_that_no_longer_weigh(limiter: RateLimiter, db: Database) -> None:
     limiter.hit("c-1", "r", now=WINDOW_START)
     limiter.hit("c-1", "r", now=WINDOW_START + timedelta(seconds=60))
-    assert limiter.purge_expired(now=WINDOW_START + timedelta(seconds=61)) == 1
+    assert limiter.purge_expired(now=WINDOW_START + timedelta(seconds=61)) == 0  # the first still weighs
+    assert limiter.purge_expired(now=WINDOW_START + timedelta(seconds=121)) == 1
     assert db.rate_limit_windows.count_documents({}) == 1
 
 

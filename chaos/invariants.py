@@ -1,0 +1,122 @@
+"""What must hold after the chaos, measured from the stores (and the broker) once the platform has settled.
+
+An invariant is a function ``(stores, journal, run) -> Figure``: a figure with what was measured and its
+target, violated when they differ. The service issues add theirs to ``INVARIANTS``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.database import Database
+
+from chaos.flows import Journal
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    measured: int
+    target: int
+    detail: str = ""
+
+    @property
+    def holds(self) -> bool:
+        return self.measured == self.target
+
+
+@dataclass
+class Stores:
+    """The services' databases, read directly (the harness is the auditor, not a client)."""
+
+    intake: Database
+    scheduling: Database
+    billing: Database
+    notifications: Database
+
+    def all(self) -> dict[str, Database]:
+        return {"intake": self.intake, "scheduling": self.scheduling, "billing": self.billing,
+                "notifications": self.notifications}
+
+
+def accepted_registrations_lost(stores: Stores, journal: Journal, run: Any) -> Figure:
+    accepted = journal.accepted.get("registration", [])
+    stored = {p["_id"] for p in stores.intake.patients.find({}, {"_id": 1})}
+    lost = [r["id"] for r in accepted if r["id"] not in stored]
+    return Figure("registrations accepted but not stored (lost)", len(lost), 0,
+                  f"{len(accepted)} accepted, {len(stored)} stored")
+
+
+def accepted_bookings_lost(stores: Stores, journal: Journal, run: Any) -> Figure:
+    accepted = journal.accepted.get("booking", [])
+    stored = {a["_id"] for a in stores.scheduling.appointments.find({}, {"_id": 1})}
+    lost = [b["id"] for b in accepted if b["id"] not in stored]
+    return Figure("bookings accepted but not stored (lost)", len(lost), 0,
+                  f"{len(accepted)} accepted, {len(stored)} stored")
+
+
+def appointments_per_booking_key(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """Each patient of the load makes one booking operation, with one key: so at most one appointment each."""
+    per_patient = Counter(a["patient_id"] for a in stores.scheduling.appointments.find({}, {"patient_id": 1}))
+    worst = max(per_patient.values(), default=1)
+    twice = sum(1 for count in per_patient.values() if count > 1)
+    return Figure("most appointments for one idempotency key", worst, 1, f"{twice} keys with more than one")
+
+
+def _overlaps(appointments: list[dict[str, Any]], owner: str) -> int:
+    by_owner: dict[str, list[dict[str, Any]]] = {}
+    for appointment in appointments:
+        by_owner.setdefault(appointment[owner], []).append(appointment)
+    overlapping = 0
+    for visits in by_owner.values():
+        visits.sort(key=lambda a: a["start_at"])
+        overlapping += sum(1 for before, after in zip(visits, visits[1:], strict=False)
+                           if after["start_at"] < before["end_at"])
+    return overlapping
+
+
+def overlapping_visits(stores: Stores, journal: Journal, run: Any) -> list[Figure]:
+    booked = list(stores.scheduling.appointments.find({"status": {"$in": ["booked", "rescheduled"]}},
+                                                      {"nurse_id": 1, "patient_id": 1, "start_at": 1, "end_at": 1}))
+    return [Figure("overlapping visits of one nurse", _overlaps(booked, "nurse_id"), 0),
+            Figure("overlapping visits of one patient", _overlaps(booked, "patient_id"), 0)]
+
+
+def invoices_per_appointment(stores: Stores, journal: Journal, run: Any) -> Figure:
+    appointments = [a["_id"] for a in stores.scheduling.appointments.find({}, {"_id": 1})]
+    invoices = Counter(i["appointment_id"] for i in stores.billing.invoices.find({}, {"appointment_id": 1}))
+    wrong = [a for a in appointments if invoices.get(a, 0) != 1]
+    return Figure("appointments without exactly one invoice", len(wrong), 0,
+                  f"{len(appointments)} appointments, {sum(invoices.values())} invoices")
+
+
+def messages_per_event_channel_recipient(stores: Stores, journal: Journal, run: Any) -> Figure:
+    sent = Counter((m.get("caused_by"), m.get("channel"), m.get("to"))
+                   for m in stores.notifications.messages.find({}, {"caused_by": 1, "channel": 1, "to": 1}))
+    return Figure("most messages for one (event, channel, recipient)", max(sent.values(), default=1), 1,
+                  f"{sum(sent.values())} messages")
+
+
+def events_left_in_outboxes(stores: Stores, journal: Journal, run: Any) -> Figure:
+    left = 0
+    for db in stores.all().values():
+        for name in db.list_collection_names():
+            for document in db[name].find({"outbox.0": {"$exists": True}}, {"outbox": 1}):
+                left += len(document["outbox"])
+    return Figure("events left in outboxes", left, 0)
+
+
+def dead_letters_vs_poison(stores: Stores, journal: Journal, run: Any) -> Figure:
+    letters = run.dead_letters()
+    healthy = [letter for letter in letters if not letter.event_id or not letter.event_id.startswith("evt_poison")]
+    return Figure("dead letters (target: the poison events injected)", len(letters), run.poison_injected,
+                  f"{len(healthy)} of them not poison" if healthy else "")
+
+
+INVARIANTS: list[Callable[[Stores, Journal, Any], Figure | list[Figure]]] = [
+    accepted_registrations_lost, accepted_bookings_lost, appointments_per_booking_key, overlapping_visits,
+    invoices_per_appointment, messages_per_event_channel_recipient, events_left_in_outboxes, dead_letters_vs_poison,
+]
