@@ -186,6 +186,34 @@ class LogQuerySchema(PageQuerySchema):
     to = fields.Date(required=True, metadata={"description": "last UTC date, included"})
 
 
+class WaitlistRequestSchema(Schema):
+    patient_id = fields.String(required=True, validate=_ID)
+    visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50), metadata={"example": "iv-mood"})
+    from_ = fields.Date(required=True, data_key="from", metadata={"description": "first local date wanted"})
+    to = fields.Date(required=True, metadata={"description": "last local date wanted, included"})
+    nurse_id = fields.String(validate=_ID)
+
+
+class WaitlistOfferSchema(Schema):
+    slot = fields.String(required=True)
+    hold_id = fields.String(required=True)
+    offered_at = fields.DateTime(required=True)
+
+
+class WaitlistEntrySchema(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+    nurse_id = fields.String(allow_none=True)
+    time_zone = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["waiting", "offered"]))
+    created_at = fields.DateTime(required=True)
+    offers = fields.List(fields.Nested(WaitlistOfferSchema), required=True,
+                         metadata={"description": "each an offered hold (see GET /v1/holds/{id})"})
+
+
 GET_AVAILABILITY = Route(
     "GET", "/v1/availability", "getAvailability",
     "Free visit start times for a patient over a range of their local dates, across every nurse who may visit them "
@@ -212,6 +240,11 @@ CANCEL_APPOINTMENT = Route(
     "appointments", roles=("patient", "admin"), request_schema=CancellationSchema,
     response_schema=AppointmentSchema, errors=(404, 409, *UPSTREAM), phi_resource="appointment",
     phi_action="update", idempotent=True)
+JOIN_WAITLIST = Route(
+    "POST", "/v1/waitlist", "joinWaitlist",
+    "Wait for an earlier visit: a time given up that fits is offered as a hold (waitlist.offered)", "appointments",
+    roles=("patient", "admin"), request_schema=WaitlistRequestSchema, response_schema=WaitlistEntrySchema,
+    response_status=201, errors=(404, 422, *UPSTREAM), phi_resource="waitlist", idempotent=True)
 RECORD_VISIT_STEP = Route(
     "POST", "/v1/visits/{visit_id}/events", "recordVisitStep",
     "The assigned nurse records the visit's next step (the visit id is the appointment id); illegal orders are 409s",
@@ -244,8 +277,8 @@ GET_NURSE_SCHEDULE = Route(
     errors=(404, *UPSTREAM), phi_resource="appointment", phi_action="list")
 
 ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PLACE_HOLD, GET_HOLD, RESCHEDULE_APPOINTMENT, CANCEL_APPOINTMENT,
-                             RECORD_VISIT_STEP, RECORD_VITALS, RECORD_MEDICATION, LIST_CONTROLLED_SUBSTANCES,
-                             PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
+                             JOIN_WAITLIST, RECORD_VISIT_STEP, RECORD_VITALS, RECORD_MEDICATION,
+                             LIST_CONTROLLED_SUBSTANCES, PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
 
 
 class SchedulingApi:
@@ -284,6 +317,13 @@ class SchedulingApi:
         require_appointment_access(request, self.scheduling.get_appointment(appointment_id), self.intake)
         by = "patient" if request.role == "patient" else "clinic"
         return self.scheduling.cancel_appointment(appointment_id, {"by": by, "reason": request.body["reason"]})
+
+    @api(JOIN_WAITLIST)
+    def join_waitlist(self, request: ApiRequest) -> dict[str, Any]:
+        require_patient_access(request, request.body["patient_id"], self.intake)
+        entry = self.scheduling.join_waitlist(_json(WaitlistRequestSchema().dump(request.body)))
+        request.resource_id = entry["id"]
+        return entry
 
     @api(RECORD_VISIT_STEP)
     def record_visit_step(self, request: ApiRequest, visit_id: str) -> dict[str, Any]:

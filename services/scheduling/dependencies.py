@@ -30,6 +30,7 @@ def create_indexes(db: Database) -> None:
     db.appointments.create_index([("status", ASCENDING), ("expires_at", ASCENDING)], name="holds_by_expiry")
     db.nurses.create_index([("licences.state", ASCENDING)], name="by_licence_state")
     # The controlled-substance record is append-only: entries are inserted, never changed.
+    db.waitlist.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name="waiting_in_order")
     db.controlled_substance_log.create_index([("recorded_at", ASCENDING)], name="by_time")
 
 

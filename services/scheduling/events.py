@@ -126,3 +126,13 @@ class VisitDischarged(_VisitFact):
     visit_type = fields.String(required=True)
     time_zone = fields.String(required=True)
     discharged_at = fields.AwareDateTime(required=True)
+
+
+@event_schema("waitlist.offered", version=1)
+class WaitlistOffered(Schema):
+    waitlist_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    hold_id = fields.String(required=True)
+    start_at = fields.AwareDateTime(required=True)
+    time_zone = fields.String(required=True)
+    expires_at = fields.AwareDateTime(required=True)

@@ -18,7 +18,7 @@ from nameko.timer import timer
 import services.scheduling.events  # noqa: F401  (registers the event schemas)
 from chassis.clock import utcnow
 from chassis.config import ConfigVersion
-from chassis.errors import InvalidInput, Rejected, RemoteDomainError
+from chassis.errors import DomainError, InvalidInput, Rejected, RemoteDomainError
 from chassis.events import Event
 from chassis.ids import derived_id
 from chassis.pagination import fetch_page
@@ -81,6 +81,7 @@ from services.scheduling.schemas import (
     RescheduleRequestSchema,
     VisitStepSchema,
     VitalsSchema,
+    WaitlistRequestSchema,
     nurse_view,
 )
 from services.scheduling.visits import StepRefused, check_transition, evaluate_pre_checks, flag_vitals, mg_per_kg
@@ -229,21 +230,30 @@ class SchedulingService(RpcServiceBase):
         existing = self.store.db.appointments.find_one({"hold_id": hold_id})
         if existing is not None:
             return HoldSchema().dump(existing)
-        visit = self._visit(request)
-        expires_at = utcnow() + timedelta(minutes=float(self.config.get("HOLD_MINUTES", 10)))
+        return HoldSchema().dump(self._hold(self._visit(request), hold_id, float(self.config.get("HOLD_MINUTES", 10))))
+
+    def _hold(self, visit: _Visit, hold_id: str, minutes: float, waitlist_id: str | None = None) -> dict[str, Any]:
+        """Claim a hold for ``minutes`` with billing's quote (``hold.placed``; ``waitlist.offered`` too when it is
+        a waiting patient's offer, in the same write)."""
+        expires_at = utcnow() + timedelta(minutes=minutes)
         quote = self._quote(hold_id, visit, expires_at)
 
         def hold(nurse: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             held = {**visit.document(derived_id("apt", hold_id), nurse), "hold_id": hold_id, "status": "held",
                     "expires_at": expires_at, "quote": quote, "held_at": utcnow()}
-            placed = self.store.event("hold.placed", {
+            events = [self.store.event("hold.placed", {
                 "hold_id": hold_id, "patient_id": held["patient_id"], "nurse_id": nurse["_id"],
                 "visit_type": held["visit_type"], "start_at": held["start_at"], "end_at": held["end_at"],
                 "time_zone": held["time_zone"], "expires_at": expires_at, "quote_id": quote["quote_id"],
-                "deposit_cents": quote["deposit_cents"], "currency": quote["currency"]})
-            return held, [placed]
+                "deposit_cents": quote["deposit_cents"], "currency": quote["currency"]})]
+            if waitlist_id is not None:
+                held["waitlist_id"] = waitlist_id
+                events.append(self.store.event("waitlist.offered", {
+                    "waitlist_id": waitlist_id, "patient_id": held["patient_id"], "hold_id": hold_id,
+                    "start_at": held["start_at"], "time_zone": held["time_zone"], "expires_at": expires_at}))
+            return held, events
 
-        return HoldSchema().dump(self._claim_first_free(visit, hold))
+        return self._claim_first_free(visit, hold)
 
     @rpc
     def get_hold(self, hold_id: str) -> dict[str, Any]:
@@ -303,14 +313,76 @@ class SchedulingService(RpcServiceBase):
         so several processes sweeping at once release each hold once."""
         now = utcnow()
         for hold in self.store.db.appointments.find({"status": "held", "expires_at": {"$lte": now}},
-                                                    {"hold_id": 1, "patient_id": 1}).limit(200):
+                                                    FREED_FIELDS).limit(200):
             self._release_hold(hold, now, {"expires_at": {"$lte": now}})
 
     def _release_hold(self, hold: dict[str, Any], now: datetime, condition: dict[str, Any] | None = None) -> None:
         """A held hold lapses and gives up its slots (``hold.expired``), once, however many processes try."""
         expired = self.store.event("hold.expired", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"]})
         self.store.update_with_events("appointments", {"_id": hold["_id"], "status": "held", **(condition or {})},
-                                      {"$set": {"status": "expired", "expired_at": now, "slot_keys": []}}, [expired])
+                                      {"$set": {"status": "expired", "expired_at": now, "slot_keys": [],
+                                                "freed_slot": _freed(hold)}}, [expired])
+
+    # --- the waitlist ---------------------------------------------------------------------------------------
+
+    @rpc
+    def join_waitlist(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A patient waits for an earlier visit between two of their local dates (with one nurse, if named).
+        When a time is freed it is offered, as a hold, to the first waiting patient it fits."""
+        request = validated(WaitlistRequestSchema(), request)
+        calendar = self._calendar(request["visit_type"])
+        if (request["to"] - request["from_"]).days >= calendar["maximum_days_ahead"]:
+            raise InvalidInput("the range is too long", errors={"to": ["beyond the booking horizon"]})
+        eligibility, place = self._eligible_and_placed(request["patient_id"], request["visit_type"])
+        self._nurses_serving(eligibility["state"], eligibility["postal_code"], place, request["from_"],
+                             request.get("nurse_id"))
+        entry_id = self.store.creation_id("wtl")
+        entry = {"_id": entry_id, "patient_id": request["patient_id"], "visit_type": request["visit_type"],
+                 "from": str(request["from_"]), "to": str(request["to"]), "nurse_id": request.get("nurse_id"),
+                 "time_zone": eligibility["time_zone"], "status": "waiting", "created_at": utcnow(), "offers": []}
+        if not self.store.insert_once("waitlist", entry):
+            entry = self.store.db.waitlist.find_one({"_id": entry_id})
+        return _waitlist_view(entry)
+
+    @timer(interval=HOLD_SWEEP_SECONDS)
+    def offer_freed_slots(self) -> None:
+        """Each time given up (cancelled, moved, lapsed) goes, as a hold for ``WAITLIST_OFFER_MINUTES``, to the
+        first waiting patient whom it fits; the offer's hold id derives from the entry and the time, so
+        several processes offering the same time make one hold."""
+        for freed in self.store.db.appointments.find({"freed_slot.nurse_id": {"$exists": True}},
+                                                     {"freed_slot": 1}).limit(20):
+            self._offer(freed["freed_slot"])
+            self.store.db.appointments.update_one({"_id": freed["_id"], "freed_slot": freed["freed_slot"]},
+                                                  {"$unset": {"freed_slot": ""}})
+
+    def _offer(self, freed: dict[str, Any]) -> None:
+        slot = f"{freed['nurse_id']}|{freed['start_at'].isoformat()}"
+        minutes = float(self.config.get("WAITLIST_OFFER_MINUTES", 30))
+        for entry in self.store.db.waitlist.find({"status": {"$in": ["waiting", "offered"]},
+                                                  "offers.slot": {"$ne": slot}}).sort("created_at", 1).limit(50):
+            local_day = str(freed["start_at"].astimezone(ZoneInfo(entry["time_zone"])).date())
+            if not entry["from"] <= local_day <= entry["to"] or entry.get("nurse_id") not in (None, freed["nurse_id"]):
+                continue
+            if entry["status"] == "offered" and self._offer_pending(entry):
+                continue  # one offer at a time per waiting patient
+            hold_id = derived_id("hld", entry["_id"], slot)
+            try:
+                visit = self._visit({"patient_id": entry["patient_id"], "visit_type": entry["visit_type"],
+                                     "start_at": freed["start_at"], "nurse_id": freed["nurse_id"]})
+                if self.store.db.appointments.count_documents({"hold_id": hold_id}, limit=1) == 0:
+                    self._hold(visit, hold_id, minutes, waitlist_id=entry["_id"])
+            except DomainError as unsuitable:  # not eligible any more, does not fit, taken meanwhile
+                log.info("waitlist %s not offered %s: %s", entry["_id"], slot, unsuitable)
+                continue
+            self.store.db.waitlist.update_one({"_id": entry["_id"], "offers.slot": {"$ne": slot}}, {
+                "$set": {"status": "offered"}, "$push": {"offers": {"slot": slot, "hold_id": hold_id,
+                                                                    "offered_at": utcnow()}}})
+            return
+
+    def _offer_pending(self, entry: dict[str, Any]) -> bool:
+        last = entry["offers"][-1]["hold_id"] if entry["offers"] else None
+        return last is not None and self.store.db.appointments.count_documents(
+            {"hold_id": last, "status": {"$in": ["held", "booked"]}}, limit=1) > 0
 
     # --- appointments ------------------------------------------------------------------------------------
 
@@ -348,7 +420,7 @@ class SchedulingService(RpcServiceBase):
 
         def moved(nurse: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             document = {**visit.document(appointment["_id"], nurse), "previous_start_at": appointment["start_at"],
-                        "rescheduled_at": utcnow()}
+                        "rescheduled_at": utcnow(), "freed_slot": _freed(appointment)}
             document.pop("operation_key")
             rescheduled = self.store.event("appointment.rescheduled", {
                 **{key: document[key] for key in ("patient_id", "nurse_id", "visit_type", "start_at", "end_at",
@@ -381,8 +453,7 @@ class SchedulingService(RpcServiceBase):
                                                             "visit_type": {"$in": infusions},
                                                             "start_at": {"$gt": now}}, HIDDEN):
             self._cancel(appointment, "clinic", "consent_revoked", event_id=event.event_id)
-        for hold in self.store.db.appointments.find({"patient_id": patient_id, "status": "held"},
-                                                    {"hold_id": 1, "patient_id": 1}):
+        for hold in self.store.db.appointments.find({"patient_id": patient_id, "status": "held"}, FREED_FIELDS):
             self._release_hold(hold, now)
 
     def _cancel(self, appointment: dict[str, Any], by: str, reason: str, event_id: str | None = None) -> None:
@@ -393,7 +464,8 @@ class SchedulingService(RpcServiceBase):
             "visit_type": appointment["visit_type"], "start_at": appointment["start_at"],
             "time_zone": appointment["time_zone"], "by": by, "notice_hours": notice_hours, "reason": reason})
         change = {"$set": {"status": "cancelled", "slot_keys": [], "cancelled_at": now, "cancelled_by": by,
-                           "cancellation_reason": reason, "notice_hours": notice_hours}}
+                           "cancellation_reason": reason, "notice_hours": notice_hours,
+                           "freed_slot": _freed(appointment)}}
         query = {"_id": appointment["_id"], "status": "booked"}
         if event_id is not None:
             self.store.update_once("appointments", query, change, event_id, [cancelled])
@@ -682,6 +754,18 @@ class SchedulingService(RpcServiceBase):
 VISIT_STATUS = {"completed": "completed", "discharged": "discharged", "aborted": "aborted", "no_show": "no_show"}
 MONITORED = ("pre_checks", "started", "completed")
 VISIT_UNDER_WAY = ("booked", "in_progress", "completed")  # appointment statuses in which a visit step may come
+
+
+FREED_FIELDS = {"hold_id": 1, "patient_id": 1, "nurse_id": 1, "start_at": 1, "end_at": 1}
+
+
+def _freed(claim: dict[str, Any]) -> dict[str, Any]:
+    """The nurse's time a cancelled, moved or lapsed claim gives up: offered to the waitlist by a timer."""
+    return {"nurse_id": claim["nurse_id"], "start_at": claim["start_at"], "end_at": claim["end_at"]}
+
+
+def _waitlist_view(entry: dict[str, Any]) -> dict[str, Any]:
+    return _json({"id": entry["_id"], **{key: value for key, value in entry.items() if key != "_id"}})
 
 
 def _log_view(entry: dict[str, Any]) -> dict[str, Any]:

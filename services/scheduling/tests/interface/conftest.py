@@ -27,8 +27,14 @@ def hold_minutes() -> float:
 
 
 @pytest.fixture
-def clinic(runner_factory, service_config, hold_minutes):
-    runner = runner_factory({**service_config, "HOLD_MINUTES": hold_minutes},
+def offer_minutes() -> float:
+    """How long a waitlist offer's hold lasts (overridable like ``hold_minutes``)."""
+    return 30
+
+
+@pytest.fixture
+def clinic(runner_factory, service_config, hold_minutes, offer_minutes):
+    runner = runner_factory({**service_config, "HOLD_MINUTES": hold_minutes, "WAITLIST_OFFER_MINUTES": offer_minutes},
                             IntakeService, SchedulingService, BillingService)
     runner.start()
     return runner
