@@ -214,6 +214,36 @@ class WaitlistEntrySchema(Schema):
                          metadata={"description": "each an offered hold (see GET /v1/holds/{id})"})
 
 
+class SessionSchema(Schema):
+    appointment_id = fields.String(required=True)
+    start_at = fields.DateTime(required=True)
+    status = fields.String(required=True)
+
+
+class NextSessionSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(["session", "booster"]))
+    number = fields.Integer(required=True)
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+
+
+class SeriesSchema(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    protocol = fields.String(required=True)
+    protocol_code = fields.String(required=True, metadata={"description": "as the clinician's clearance named it"})
+    visit_type = fields.String(required=True)
+    planned_sessions = fields.Integer(required=True)
+    protocols_version = fields.String(required=True)
+    sessions = fields.List(fields.Nested(SessionSchema), required=True)
+    next = fields.Nested(NextSessionSchema, required=True,
+                         metadata={"description": "the dates to ask availability for, then book with series_id"})
+
+
+class SeriesListSchema(Schema):
+    items = fields.List(fields.Nested(SeriesSchema), required=True)
+
+
 GET_AVAILABILITY = Route(
     "GET", "/v1/availability", "getAvailability",
     "Free visit start times for a patient over a range of their local dates, across every nurse who may visit them "
@@ -245,6 +275,11 @@ JOIN_WAITLIST = Route(
     "Wait for an earlier visit: a time given up that fits is offered as a hold (waitlist.offered)", "appointments",
     roles=("patient", "admin"), request_schema=WaitlistRequestSchema, response_schema=WaitlistEntrySchema,
     response_status=201, errors=(404, 422, *UPSTREAM), phi_resource="waitlist", idempotent=True)
+GET_PATIENT_SERIES = Route(
+    "GET", "/v1/patients/{patient_id}/series", "getPatientSeries",
+    "A patient's treatment series: the protocol, sessions so far, and the dates of the next session or booster",
+    "appointments", roles=("patient", "clinician", "admin"), response_schema=SeriesListSchema,
+    errors=(404, *UPSTREAM), phi_resource="series", phi_action="list")
 RECORD_VISIT_STEP = Route(
     "POST", "/v1/visits/{visit_id}/events", "recordVisitStep",
     "The assigned nurse records the visit's next step (the visit id is the appointment id); illegal orders are 409s",
@@ -277,7 +312,7 @@ GET_NURSE_SCHEDULE = Route(
     errors=(404, *UPSTREAM), phi_resource="appointment", phi_action="list")
 
 ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PLACE_HOLD, GET_HOLD, RESCHEDULE_APPOINTMENT, CANCEL_APPOINTMENT,
-                             JOIN_WAITLIST, RECORD_VISIT_STEP, RECORD_VITALS, RECORD_MEDICATION,
+                             JOIN_WAITLIST, GET_PATIENT_SERIES, RECORD_VISIT_STEP, RECORD_VITALS, RECORD_MEDICATION,
                              LIST_CONTROLLED_SUBSTANCES, PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
 
 
@@ -324,6 +359,11 @@ class SchedulingApi:
         entry = self.scheduling.join_waitlist(_json(WaitlistRequestSchema().dump(request.body)))
         request.resource_id = entry["id"]
         return entry
+
+    @api(GET_PATIENT_SERIES)
+    def get_patient_series(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
+        require_patient_access(request, patient_id, self.intake)
+        return {"items": self.scheduling.patient_series(patient_id)}
 
     @api(RECORD_VISIT_STEP)
     def record_visit_step(self, request: ApiRequest, visit_id: str) -> dict[str, Any]:

@@ -66,6 +66,7 @@ class BookingRequestSchema(Schema):
                                     metadata={"description": "UTC instant or offset time",
                                               "example": "2026-11-26T17:00:00Z"})
     nurse_id = fields.String(validate=_ID)
+    series_id = fields.String(validate=_ID, metadata={"description": "a session of this treatment series"})
 
 
 class AppointmentSchema(Schema):

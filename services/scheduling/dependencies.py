@@ -9,6 +9,7 @@ from pymongo.database import Database
 
 from chassis.config import VersionedConfig
 from services.scheduling.domain import CalendarSchema
+from services.scheduling.series import ProtocolsSchema
 from services.scheduling.visits import VisitRulesSchema
 
 CONFIG_DIR = Path(__file__).parent / "config"
@@ -31,6 +32,9 @@ def create_indexes(db: Database) -> None:
     db.nurses.create_index([("licences.state", ASCENDING)], name="by_licence_state")
     # The controlled-substance record is append-only: entries are inserted, never changed.
     db.waitlist.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name="waiting_in_order")
+    db.series.create_index([("patient_id", ASCENDING), ("created_at", ASCENDING)], name="by_patient")
+    db.appointments.create_index([("series_id", ASCENDING)], name="sessions_of_series",
+                                 partialFilterExpression={"series_id": {"$exists": True}})
     db.controlled_substance_log.create_index([("recorded_at", ASCENDING)], name="by_time")
 
 
@@ -40,3 +44,7 @@ def load_calendar(path: str | Path | None = None) -> VersionedConfig:
 
 def load_visit_rules(path: str | Path | None = None) -> VersionedConfig:
     return VersionedConfig.load(path or CONFIG_DIR / "visit_rules.yml", VisitRulesSchema())
+
+
+def load_protocols(path: str | Path | None = None) -> VersionedConfig:
+    return VersionedConfig.load(path or CONFIG_DIR / "protocols.yml", ProtocolsSchema())

@@ -82,3 +82,7 @@ class NotYourVisit(Forbidden):
 
 class EntryNotFound(NotFound):
     code = "controlled_substance_entry_not_found"
+
+
+class SeriesNotFound(NotFound):
+    code = "series_not_found"

@@ -20,6 +20,7 @@ class BookingRequestSchema(Schema):
     visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50))
     start_at = fields.AwareDateTime(required=True, validate=plausible_instant)
     nurse_id = fields.String(validate=_ID)
+    series_id = fields.String(validate=_ID)
 
 
 class RescheduleRequestSchema(Schema):
@@ -257,3 +258,15 @@ class LogRangeSchema(Schema):
     def _in_order(self, data: dict[str, Any], **_: Any) -> None:
         if data["to"] < data["from_"] or (data["to"] - data["from_"]).days > 366:
             raise ValidationError("must be on or after from, at most a year later", "to")
+
+
+class PatientCleared(Schema):
+    """intake's ``patient.cleared``: the fields scheduling reads."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    patient_id = fields.String(required=True)
+    review_id = fields.String(required=True)
+    protocol_code = fields.String(required=True)
+    planned_sessions = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=20))

@@ -27,7 +27,7 @@ from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from chassis.subscriber import subscribe
 from services.scheduling.claims import LIVE, Claim, as_stop, claim_visit
-from services.scheduling.dependencies import create_indexes, load_calendar, load_visit_rules
+from services.scheduling.dependencies import create_indexes, load_calendar, load_protocols, load_visit_rules
 from services.scheduling.domain import (
     BookingRefused,
     VisitWindow,
@@ -52,6 +52,7 @@ from services.scheduling.exceptions import (
     OutsideServiceArea,
     PatientAlreadyBooked,
     PatientNotCleared,
+    SeriesNotFound,
     TimeNotBookable,
     VisitNotPriced,
     VisitStepRefused,
@@ -78,18 +79,21 @@ from services.scheduling.schemas import (
     LogRangeSchema,
     MedicationEntrySchema,
     NurseSchema,
+    PatientCleared,
     RescheduleRequestSchema,
     VisitStepSchema,
     VitalsSchema,
     WaitlistRequestSchema,
     nurse_view,
 )
+from services.scheduling.series import next_session
 from services.scheduling.visits import StepRefused, check_transition, evaluate_pre_checks, flag_vitals, mg_per_kg
 
 log = logging.getLogger(__name__)
 
 CALENDAR = load_calendar()
 VISIT_RULES = load_visit_rules()
+PROTOCOLS = load_protocols()
 HOLD_SWEEP_SECONDS = float(os.environ.get("HOLD_SWEEP_SECONDS", "5"))
 HIDDEN = {"outbox": 0, "slot_keys": 0, "revision_keys": 0, "processed_events": 0}
 BOOKED = {"booked_at": {"$exists": True}}
@@ -322,6 +326,59 @@ class SchedulingService(RpcServiceBase):
         self.store.update_with_events("appointments", {"_id": hold["_id"], "status": "held", **(condition or {})},
                                       {"$set": {"status": "expired", "expired_at": now, "slot_keys": [],
                                                 "freed_slot": _freed(hold)}}, [expired])
+
+    # --- treatment series -------------------------------------------------------------------------------
+
+    @subscribe("intake", "patient.cleared", PatientCleared)
+    def plan_series(self, event: Event) -> None:
+        """A clinician cleared the patient with a protocol: the patient gets a series plan (one per clearance,
+        its id derived from the review, so a redelivery plans nothing more)."""
+        cleared = event.payload
+        rules = PROTOCOLS.effective_at()
+        code = cleared["protocol_code"] if cleared["protocol_code"] in rules["protocols"] else rules["default_protocol"]
+        protocol = rules["protocols"][code]
+        self.store.insert_once("series", {
+            "_id": derived_id("ser", cleared["patient_id"], cleared["review_id"]), "patient_id": cleared["patient_id"],
+            "review_id": cleared["review_id"], "protocol_code": cleared["protocol_code"], "protocol": code,
+            "planned_sessions": cleared.get("planned_sessions") or protocol["sessions"],
+            "visit_type": protocol["visit_type"], "created_at": utcnow(), "protocols_version": rules.version})
+
+    @rpc
+    def patient_series(self, patient_id: str) -> list[dict[str, Any]]:
+        """A patient's series: the protocol, the sessions booked so far and when the next one (or a booster) may
+        be, for the website to ask availability for exactly those dates."""
+        today = datetime.now(UTC).date()
+        return [self._series_view(series, today)
+                for series in self.store.db.series.find({"patient_id": str(patient_id)}).sort("created_at", 1)]
+
+    def _series_view(self, series: dict[str, Any], today: date) -> dict[str, Any]:
+        sessions = list(self.store.db.appointments.find(
+            {"series_id": series["_id"], **BOOKED, "status": {"$in": list(SESSION_STATUSES)}},
+            {"start_at": 1, "status": 1, "time_zone": 1}).sort("start_at", 1))
+        protocol = PROTOCOLS.effective_at(series["created_at"])["protocols"][series["protocol"]]
+        upcoming = next_session(protocol, series["planned_sessions"],
+                                [s["start_at"].astimezone(ZoneInfo(s["time_zone"])).date() for s in sessions], today)
+        return _json({"id": series["_id"], "patient_id": series["patient_id"], "protocol": series["protocol"],
+                      "protocol_code": series["protocol_code"], "visit_type": series["visit_type"],
+                      "planned_sessions": series["planned_sessions"], "protocols_version": series["protocols_version"],
+                      "sessions": [{"appointment_id": s["_id"], "start_at": s["start_at"], "status": s["status"]}
+                                   for s in sessions],
+                      "next": {"kind": upcoming.kind, "number": upcoming.number, "from": str(upcoming.earliest),
+                               "to": str(upcoming.latest)}})
+
+    def _check_series(self, request: dict[str, Any], window: VisitWindow) -> None:
+        """A session booked in a series: the patient's own series, its visit type, inside the next session's
+        dates."""
+        series = self.store.db.series.find_one({"_id": str(request["series_id"]), "patient_id": request["patient_id"]})
+        if series is None:
+            raise SeriesNotFound(f"no series {request['series_id']} for this patient", series_id=request["series_id"])
+        view = self._series_view(series, utcnow().date())
+        if request["visit_type"] != series["visit_type"]:
+            raise TimeNotBookable(f"this series is of {series['visit_type']} visits",
+                                  reason="not_the_series_visit_type")
+        if not view["next"]["from"] <= str(window.local_start.date()) <= view["next"]["to"]:
+            raise TimeNotBookable(f"the next session is due between {view['next']['from']} and {view['next']['to']}",
+                                  reason="outside_series_window", **view["next"])
 
     # --- the waitlist ---------------------------------------------------------------------------------------
 
@@ -666,6 +723,8 @@ class SchedulingService(RpcServiceBase):
                                   utcnow())
         except BookingRefused as refused:
             raise TimeNotBookable(str(refused), reason=refused.reason) from refused
+        if request.get("series_id"):
+            self._check_series(request, window)
         local_day = window.local_start.date()
         nurses = self._nurses_serving(eligibility["state"], eligibility["postal_code"], place, local_day,
                                       request.get("nurse_id"))
@@ -748,11 +807,14 @@ class SchedulingService(RpcServiceBase):
         payload["appointment_id"] = appointment["_id"]
         if appointment.get("hold_id"):
             payload.update(hold_id=appointment["hold_id"], quote_id=appointment["quote"]["quote_id"])
+        if appointment.get("series_id"):
+            payload["series_id"] = appointment["series_id"]
         return self.store.event("appointment.booked", payload)
 
 
 VISIT_STATUS = {"completed": "completed", "discharged": "discharged", "aborted": "aborted", "no_show": "no_show"}
 MONITORED = ("pre_checks", "started", "completed")
+SESSION_STATUSES = ("booked", "in_progress", "completed", "discharged")  # a series' sessions so far
 VISIT_UNDER_WAY = ("booked", "in_progress", "completed")  # appointment statuses in which a visit step may come
 
 
@@ -786,7 +848,8 @@ class _Visit:
                 "end_at": self.window.end_at, "time_zone": self.eligibility["time_zone"],
                 "local_start": self.window.local_start.isoformat(), "calendar_version": self.calendar.version,
                 "place": list(self.place), "postal_code": self.eligibility["postal_code"],
-                "operation_key": self.operation_key}
+                "operation_key": self.operation_key,
+                **({"series_id": self.request["series_id"]} if self.request.get("series_id") else {})}
 
 
 def _json(value: Any) -> Any:
