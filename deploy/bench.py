@@ -100,12 +100,18 @@ def run_batch(name: str, calls: list, workers: int) -> tuple[dict, list[requests
     return summary(name, [latency for latency, _ in outcomes], elapsed), [r for _, r in outcomes]
 
 
-def main() -> int:
-    vhost = "bench_" + "".join(random.choices(string.ascii_lowercase, k=8))
+def fresh_vhost(prefix: str) -> tuple[str, str]:
+    """A new RabbitMQ vhost for one run (through the management API) and its AMQP URI."""
+    vhost = prefix + "".join(random.choices(string.ascii_lowercase, k=8))
     requests.put(f"{MANAGEMENT}/api/vhosts/{vhost}").raise_for_status()
     requests.put(f"{MANAGEMENT}/api/permissions/{vhost}/guest",
                  json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    env = {**default_env(), "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
+    return vhost, f"pyamqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}"
+
+
+def main() -> int:
+    vhost, amqp_uri = fresh_vhost("bench_")
+    env = {**default_env(), "AMQP_URI": amqp_uri,
            "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}", "JWT_SECRET": SECRET, "DATABASE_PREFIX": "bench_",
            "RATE_LIMIT_DEFAULT": "100000/60", "RATE_LIMIT_REGISTER": "100000/60", "RATE_LIMIT_BOOK": "100000/60",
            "LOG_LEVEL": "WARNING"}

@@ -186,12 +186,8 @@ class LogQuerySchema(PageQuerySchema):
     to = fields.Date(required=True, metadata={"description": "last UTC date, included"})
 
 
-class WaitlistRequestSchema(Schema):
-    patient_id = fields.String(required=True, validate=_ID)
-    visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50), metadata={"example": "iv-mood"})
-    from_ = fields.Date(required=True, data_key="from", metadata={"description": "first local date wanted"})
-    to = fields.Date(required=True, metadata={"description": "last local date wanted, included"})
-    nurse_id = fields.String(validate=_ID)
+class WaitlistRequestSchema(AvailabilityQuerySchema):
+    """Availability's question, asked to wait: a time that fits between the dates is offered as a hold."""
 
 
 class WaitlistOfferSchema(Schema):

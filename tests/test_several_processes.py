@@ -27,14 +27,20 @@ def doubled(platform):
     return platform
 
 
-def test_a_nurse_and_time_wanted_by_twelve_patients_is_booked_once_and_invoiced_once(doubled):
-    url = doubled.url
-    solo = nurse_record("Solo Nurse, RN", ["NV"], based_at="89501", time_zone="America/Los_Angeles")
-    requests.put(f"{url}/v1/nurses/nur_solo", headers=doubled.token("admin", "ops"), json=solo).raise_for_status()
+def a_nurse_in_reno_and_patients(platform, nurse_id: str, count: int, prefix: str) -> list[str]:
+    """One nurse based in Reno, Nevada, and ``count`` patients registered there (through the API)."""
+    url = platform.url
+    nurse = nurse_record(f"{nurse_id} RN", ["NV"], based_at="89501", time_zone="America/Los_Angeles")
+    requests.put(f"{url}/v1/nurses/{nurse_id}", headers=platform.token("admin", "ops"), json=nurse).raise_for_status()
     nevada = {**DANA, "address": {**DANA["address"], "state": "NV", "city": "Reno", "postal_code": "89501"},
               "time_zone": "America/Los_Angeles"}
-    patients = [requests.post(f"{url}/v1/patients", json={**nevada, "email": f"racer{n}@example.com"}).json()["id"]
-                for n in range(12)]
+    return [requests.post(f"{url}/v1/patients", json={**nevada, "email": f"{prefix}{n}@example.com"}).json()["id"]
+            for n in range(count)]
+
+
+def test_a_nurse_and_time_wanted_by_twelve_patients_is_booked_once_and_invoiced_once(doubled):
+    url = doubled.url
+    patients = a_nurse_in_reno_and_patients(doubled, "nur_solo", 12, "racer")
     start_at = (datetime.now(UTC) + timedelta(days=9)).replace(hour=18, minute=0, second=0, microsecond=0)
 
     def book(patient_id: str) -> requests.Response:
@@ -70,12 +76,7 @@ def test_fifty_patients_holding_the_same_nurse_and_time_through_two_scheduling_p
     """The hold's claim is the appointment's: the unique index on slot keys and the nurse-day revision decide,
     not a read before a write, so two processes answering fifty racing requests place exactly one hold."""
     url = doubled.url
-    racer = nurse_record("Race Nurse, RN", ["NV"], based_at="89501", time_zone="America/Los_Angeles")
-    requests.put(f"{url}/v1/nurses/nur_race", headers=doubled.token("admin", "ops"), json=racer).raise_for_status()
-    nevada = {**DANA, "address": {**DANA["address"], "state": "NV", "city": "Reno", "postal_code": "89501"},
-              "time_zone": "America/Los_Angeles"}
-    patients = [requests.post(f"{url}/v1/patients", json={**nevada, "email": f"holder{n}@example.com"}).json()["id"]
-                for n in range(50)]
+    patients = a_nurse_in_reno_and_patients(doubled, "nur_race", 50, "holder")
     start_at = (datetime.now(UTC) + timedelta(days=10)).replace(hour=18, minute=0, second=0, microsecond=0)
 
     def hold(patient_id: str) -> requests.Response:

@@ -15,13 +15,11 @@ import json
 import os
 import random
 import statistics
-import string
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pymongo
@@ -29,7 +27,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from deploy.bench import MANAGEMENT, SECRET, bearer, free_port, percentile  # noqa: E402
+from deploy.bench import MANAGEMENT, SECRET, bearer, free_port, fresh_vhost, percentile  # noqa: E402
 from deploy.processes import ROOT, Platform, default_env  # noqa: E402
 from deploy.run import demo_nurse  # noqa: E402
 from services.scheduling.domain import revision_key, visit_keys  # noqa: E402
@@ -70,11 +68,8 @@ def booked_visits(nurse_ids: list[str], first_day: datetime, rng: random.Random)
 
 def main() -> int:
     rng = random.Random(7)
-    vhost = "bench_av_" + "".join(random.choices(string.ascii_lowercase, k=8))
-    requests.put(f"{MANAGEMENT}/api/vhosts/{vhost}").raise_for_status()
-    requests.put(f"{MANAGEMENT}/api/permissions/{vhost}/guest",
-                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    env = {**default_env(), "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
+    vhost, amqp_uri = fresh_vhost("bench_av_")
+    env = {**default_env(), "AMQP_URI": amqp_uri,
            "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}", "JWT_SECRET": SECRET, "DATABASE_PREFIX": "bench_av_",
            "RATE_LIMIT_DEFAULT": "100000/60", "LOG_LEVEL": "WARNING"}
     platform = Platform(env, Path(tempfile.mkdtemp(prefix="bench-availability-logs-")))

@@ -5,29 +5,28 @@ from marshmallow import Schema, fields, validate
 from chassis.events import event_schema
 
 
-@event_schema("appointment.booked", version=1)
-class AppointmentBooked(Schema):
-    appointment_id = fields.String(required=True)
+class _VisitTime(Schema):
+    """Who, which visit and when: what a hold and an appointment's events share."""
+
     patient_id = fields.String(required=True)
     nurse_id = fields.String(required=True)
     visit_type = fields.String(required=True)
     start_at = fields.AwareDateTime(required=True)
     end_at = fields.AwareDateTime(required=True)
     time_zone = fields.String(required=True)
+
+
+@event_schema("appointment.booked", version=1)
+class AppointmentBooked(_VisitTime):
+    appointment_id = fields.String(required=True)
     hold_id = fields.String()
     series_id = fields.String()
     quote_id = fields.String()
 
 
 @event_schema("hold.placed", version=1)
-class HoldPlaced(Schema):
+class HoldPlaced(_VisitTime):
     hold_id = fields.String(required=True)
-    patient_id = fields.String(required=True)
-    nurse_id = fields.String(required=True)
-    visit_type = fields.String(required=True)
-    start_at = fields.AwareDateTime(required=True)
-    end_at = fields.AwareDateTime(required=True)
-    time_zone = fields.String(required=True)
     expires_at = fields.AwareDateTime(required=True)
     quote_id = fields.String(required=True)
     deposit_cents = fields.Integer(required=True)
@@ -48,14 +47,8 @@ class BookingFailed(Schema):
 
 
 @event_schema("appointment.rescheduled", version=1)
-class AppointmentRescheduled(Schema):
+class AppointmentRescheduled(_VisitTime):
     appointment_id = fields.String(required=True)
-    patient_id = fields.String(required=True)
-    nurse_id = fields.String(required=True)
-    visit_type = fields.String(required=True)
-    start_at = fields.AwareDateTime(required=True)
-    end_at = fields.AwareDateTime(required=True)
-    time_zone = fields.String(required=True)
     previous_start_at = fields.AwareDateTime(required=True)
 
 

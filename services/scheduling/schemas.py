@@ -33,19 +33,6 @@ class CancellationSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
-class WaitlistRequestSchema(Schema):
-    patient_id = fields.String(required=True, validate=_ID)
-    visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    from_ = fields.Date(required=True, data_key="from")
-    to = fields.Date(required=True)
-    nurse_id = fields.String(validate=_ID)
-
-    @validates_schema
-    def _in_order(self, data: dict[str, Any], **_: Any) -> None:
-        if data["to"] < data["from_"]:
-            raise ValidationError("must not come before from", "to")
-
-
 class AvailabilityRequestSchema(Schema):
     patient_id = fields.String(required=True, validate=_ID)
     visit_type = fields.String(required=True, validate=validate.Length(min=1, max=50))
@@ -57,6 +44,10 @@ class AvailabilityRequestSchema(Schema):
     def _in_order(self, data: dict[str, Any], **_: Any) -> None:
         if data["to"] < data["from_"]:
             raise ValidationError("must not come before from", "to")
+
+
+class WaitlistRequestSchema(AvailabilityRequestSchema):
+    """The same question as availability's, asked to wait for the answer: a patient, a visit type, local dates."""
 
 
 class ShiftSchema(Schema):
