@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from services.intake.walkthrough import STANDARD_PLAN, UNREMARKABLE_ANSWERS, VISIT_DETAILS
+
 RETRYABLE = {500, 502, 503, 504}
 
 
@@ -58,7 +60,7 @@ class Client:
         return {"Authorization": f"Bearer {self.tokens(role, subject)}"}
 
     def send(self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-             idempotency_key: str | None = None) -> requests.Response | None:
+             idempotency_key: str | None = None, params: dict[str, str] | None = None) -> requests.Response | None:
         """The final answer to one request (None if it never got one), retried as a real client would."""
         headers = {**(headers or {}), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
         give_up = time.monotonic() + self.give_up_after
@@ -66,7 +68,8 @@ class Client:
         while time.monotonic() < give_up:
             gateway = random.choice(self.gateways)
             try:
-                response = self.http.request(method, gateway + path, json=body, headers=headers, timeout=15)
+                response = self.http.request(method, gateway + path, json=body, headers=headers, params=params,
+                                             timeout=15)
             except requests.RequestException:
                 response = None
             if response is not None and response.status_code not in RETRYABLE and not (
@@ -89,11 +92,37 @@ def a_patient(n: int) -> dict[str, Any]:
     time_zone, postal_code = STATES[state]
     return {"first_name": f"Chaos{n}", "last_name": "Load", "email": f"chaos{n}-{uuid.uuid4().hex[:6]}@example.com",
             "phone": "+13035550142", "date_of_birth": "1980-02-03", "time_zone": time_zone, "sms_opt_in": True,
-            "address": {"line1": f"{n} Main St", "city": "Somewhere", "state": state, "postal_code": postal_code}}
+            "address": {"line1": f"{n} Main St", "city": "Somewhere", "state": state, "postal_code": postal_code},
+            **VISIT_DETAILS}
+
+
+def clear(client: Client, journal: Journal, patient_id: str) -> bool:
+    """Screening, consent and an admin's approval, each step retried with its own key; False if one failed."""
+    patient, admin = client.token("patient", patient_id), client.token("admin", "chaos-clinic")
+    steps = [("POST", f"/v1/patients/{patient_id}/screenings", {"instrument": instrument, "answers": answers},
+              patient) for instrument, answers in UNREMARKABLE_ANSWERS.items()]
+    for method, path, body, headers in steps:
+        answer = client.send(method, path, body, headers=headers, idempotency_key=f"screen-{uuid.uuid4().hex}")
+        if answer is None or answer.status_code != 201:
+            table = "refused" if answer is not None else "unsettled"
+            journal.count(table, f"screening {answer and answer.status_code}")
+            return False
+    document = client.send("GET", "/v1/consent-documents/current", headers=patient)
+    signed = document is not None and document.ok and client.send(
+        "POST", f"/v1/patients/{patient_id}/consents", {"document_version": document.json()["version"]},
+        headers=patient, idempotency_key=f"consent-{uuid.uuid4().hex}")
+    reviews = signed and client.send("GET", "/v1/reviews", headers=admin, params={"patient_id": patient_id})
+    if not reviews or not reviews.ok or not reviews.json()["items"]:
+        journal.count("unsettled", "clearance before the review")
+        return False
+    review_id = reviews.json()["items"][0]["id"]
+    decided = client.send("POST", f"/v1/reviews/{review_id}/decision", {"decision": "approve", "plan": STANDARD_PLAN},
+                          headers=admin, idempotency_key=f"decide-{review_id}")
+    return decided is not None and decided.status_code in (200, 201, 409)  # 409: decided by an earlier attempt
 
 
 def register_and_book(client: Client, journal: Journal) -> None:
-    """A patient signs up, then books a home visit at one of a few popular times (so bookings collide)."""
+    """A patient signs up, is screened and cleared, then books a home visit at a popular time (bookings collide)."""
     n = next(_numbers)
     key = f"register-{uuid.uuid4().hex}"
     registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=key)
@@ -105,6 +134,8 @@ def register_and_book(client: Client, journal: Journal) -> None:
         return
     patient_id = registered.json()["id"]
     journal.accept("registration", {"id": patient_id, "key": key})
+    if not clear(client, journal, patient_id):
+        return
 
     day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 30))
     start_at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=random.choice([17, 18, 19, 20]))
@@ -120,5 +151,25 @@ def register_and_book(client: Client, journal: Journal) -> None:
         journal.count("refused", f"booking {booked.status_code} {booked.json().get('code')}")
 
 
-#: Every flow the load runs; the service issues add theirs (screening and review, holds and deposits, ...).
-FLOWS: list[Callable[[Client, Journal], None]] = [register_and_book]
+def book_before_clearance(client: Client, journal: Journal) -> None:
+    """A patient signs up and tries to book an infusion before being screened and approved: always refused."""
+    n = next(_numbers)
+    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=f"register-{uuid.uuid4().hex}")
+    if registered is None or registered.status_code != 201:
+        journal.count("unsettled" if registered is None else "refused", "registration before clearance")
+        return
+    patient_id = registered.json()["id"]
+    journal.accept("registration", {"id": patient_id})
+    start_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=random.randint(3, 30)),
+                                datetime.min.time(), UTC) + timedelta(hours=18)
+    booked = client.send("POST", "/v1/appointments", {"patient_id": patient_id, "visit_type": "iv-mood",
+                                                      "start_at": start_at.isoformat()},
+                         headers=client.token("patient", patient_id), idempotency_key=f"book-{uuid.uuid4().hex}")
+    if booked is not None and booked.status_code == 201:
+        journal.accept("booking before clearance", {"id": booked.json()["id"], "patient_id": patient_id})
+    elif booked is not None:
+        journal.count("refused", f"uncleared booking {booked.status_code} {booked.json().get('code')}")
+
+
+#: Every flow the load runs; the service issues add theirs (holds and deposits, visits, reminders, ...).
+FLOWS: list[Callable[[Client, Journal], None]] = [register_and_book, register_and_book, book_before_clearance]

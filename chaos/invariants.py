@@ -116,7 +116,28 @@ def dead_letters_vs_poison(stores: Stores, journal: Journal, run: Any) -> Figure
                   f"{len(healthy)} of them not poison" if healthy else "")
 
 
+def bookings_of_patients_not_eligible_then(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """Every infusion booked was booked after a clinician's approval and under a consent standing at that
+    moment (a free consultation needs neither)."""
+    wrong = []
+    appointments = list(stores.scheduling.appointments.find({"visit_type": {"$ne": "consult"}},
+                                                           {"patient_id": 1, "booked_at": 1}))
+    for appointment in appointments:
+        booked_at = appointment["booked_at"]
+        patient = stores.intake.patients.find_one({"_id": appointment["patient_id"]}, {"reviews": 1, "consents": 1})
+        approved = any(r.get("status") == "approved" and r.get("decided_at") and r["decided_at"] <= booked_at
+                       for r in (patient or {}).get("reviews", []))
+        consented = any(c["signed_at"] <= booked_at and (c.get("revoked_at") is None or c["revoked_at"] > booked_at)
+                        for c in (patient or {}).get("consents", []))
+        if not (approved and consented):
+            wrong.append(appointment["_id"])
+    return Figure("infusions booked for a patient not eligible at that moment", len(wrong), 0,
+                  f"{len(appointments)} infusions checked; "
+                  f"{len(journal.accepted.get('booking before clearance', []))} accepted before clearance")
+
+
 INVARIANTS: list[Callable[[Stores, Journal, Any], Figure | list[Figure]]] = [
     accepted_registrations_lost, accepted_bookings_lost, appointments_per_booking_key, overlapping_visits,
     invoices_per_appointment, messages_per_event_channel_recipient, events_left_in_outboxes, dead_letters_vs_poison,
+    bookings_of_patients_not_eligible_then,
 ]

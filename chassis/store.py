@@ -51,7 +51,7 @@ def connect(config: dict[str, Any], database: str) -> tuple[MongoClient, Databas
         serverSelectionTimeoutMS=int(config.get("MONGO_TIMEOUT_MS", 5000)),
         connectTimeoutMS=int(config.get("MONGO_TIMEOUT_MS", 5000)),
     )
-    return client, client[f"{config.get('DATABASE_PREFIX', '')}{database}"]
+    return client, client[f"{config.get('DATABASE_PREFIX') or ''}{database}"]  # an empty variable reads as null
 
 
 class StoreSession:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from deploy.processes import ROOT, Platform, default_env  # noqa: E402
 from deploy.run import demo_nurse  # noqa: E402
 from gateway.auth import AuthSettings, mint_token  # noqa: E402
+from services.intake.walkthrough import VISIT_DETAILS, clear_over_http  # noqa: E402
 
 MANAGEMENT = os.environ.get("RABBIT_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 SECRET = "benchmark-secret-0123456789abcdef0123"
@@ -53,7 +54,8 @@ def bearer(role: str, subject: str) -> dict[str, str]:
 def patient(n: int) -> dict:
     return {"first_name": f"Bench{n}", "last_name": "Patient", "email": f"bench{n}@example.com",
             "phone": "+13035550100", "date_of_birth": "1980-01-01", "time_zone": "America/Denver",
-            "address": {"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"}}
+            "address": {"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"},
+            **VISIT_DETAILS}
 
 
 def slots(count: int) -> list[str]:
@@ -140,6 +142,19 @@ def main() -> int:
         rows.append(row)
         patient_ids = [r.json()["id"] for r in registered + more]
 
+        def clear(patient_id: str):
+            """Three screenings, the consent document read and signed, the review found and approved: 7 requests."""
+            def screen_consent_and_approve() -> requests.Response:
+                answered = requests.Response()
+                answered.status_code = 200
+                clear_over_http(url, patient_id, bearer("patient", patient_id), admin)  # raises if refused
+                return answered
+            return screen_consent_and_approve
+
+        row, _ = run_batch(f"clear patient, 7 requests ({CONCURRENCY} clients)",
+                           [clear(patient_id) for patient_id in patient_ids], CONCURRENCY)
+        rows.append(row)
+
         def book(i: int):
             return lambda: requests.post(f"{url}/v1/appointments", headers=bearer("patient", patient_ids[i]),
                                          json={"patient_id": patient_ids[i], "visit_type": "iv-mood",
@@ -159,6 +174,7 @@ def main() -> int:
         lags = []
         for n in range(10):
             new_patient = requests.post(f"{url}/v1/patients", json=patient(10_000 + n)).json()["id"]
+            clear_over_http(url, new_patient, bearer("patient", new_patient), admin)
             start = (datetime.now(UTC) + timedelta(days=40 + n)).replace(hour=15, minute=0, second=0,
                                                                          microsecond=0).isoformat()
             booked = requests.post(f"{url}/v1/appointments", headers=bearer("patient", new_patient),

@@ -22,6 +22,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.processes import BIN, ROOT, Platform, ProcessExited, default_env  # noqa: E402
+from services.intake.walkthrough import VISIT_DETAILS, clear_over_http  # noqa: E402
 
 DATA = ROOT / ".data"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -47,7 +48,7 @@ DEMO_PATIENT = {
     "first_name": "Dana", "last_name": "Rivera", "email": "dana.rivera@example.com", "phone": "+13035550142",
     "date_of_birth": "1987-06-15",
     "address": {"line1": "1600 Glenarm Pl", "city": "Denver", "state": "CO", "postal_code": "80202"},
-    "time_zone": "America/Denver", "sms_opt_in": True,
+    "time_zone": "America/Denver", "sms_opt_in": True, **VISIT_DETAILS,
 }
 
 
@@ -72,6 +73,11 @@ def seed(gateway: str) -> str:
         demo = {"patient_id": registered.json()["id"]}
         demo_file.write_text(json.dumps(demo))
     patient_id = demo["patient_id"]
+    patient_headers = {"Authorization": f"Bearer {token('patient', patient_id)}"}
+    eligibility = requests.get(f"{gateway}/v1/patients/{patient_id}/eligibility", headers=patient_headers, timeout=15)
+    eligibility.raise_for_status()
+    if eligibility.json()["status"] != "cleared":  # screened, consented and approved, so she can book infusions
+        clear_over_http(gateway, patient_id, patient_headers, {"Authorization": f"Bearer {admin}"})
     (DATA / "demo.env").write_text(
         f"export GATEWAY={gateway}\nexport PATIENT_ID={patient_id}\n"
         f"export PATIENT_TOKEN={token('patient', patient_id)}\nexport ADMIN_TOKEN={admin}\n")

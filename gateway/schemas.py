@@ -29,6 +29,23 @@ class AddressSchema(Schema):
                                 metadata={"example": "80202"})
 
 
+class ContactPersonSchema(Schema):
+    """The escort (the responsible adult present at discharge) or the emergency contact."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    phone = fields.String(required=True,
+                          validate=validate.Regexp(r"^\+[1-9]\d{7,14}$", error="E.164, e.g. +13035550100"),
+                          metadata={"example": "+13035550143"})
+    relationship = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                                 metadata={"example": "partner"})
+
+
+class MedicationsSchema(Schema):
+    text = fields.String(validate=validate.Length(max=2000), metadata={"description": "As the patient wrote it"})
+    names = fields.List(fields.String(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50),
+                        metadata={"example": ["sertraline"]})
+
+
 class PatientRegistrationSchema(Schema):
     first_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     last_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -40,6 +57,13 @@ class PatientRegistrationSchema(Schema):
     address = fields.Nested(AddressSchema, required=True)
     time_zone = fields.String(required=True, metadata={"example": "America/Denver"})
     sms_opt_in = fields.Boolean(metadata={"description": "Consent to receive texts (TCPA)"})
+    escort = fields.Nested(ContactPersonSchema, required=True,
+                           metadata={"description": "The responsible adult present when the nurse leaves"})
+    emergency_contact = fields.Nested(ContactPersonSchema, required=True)
+    weight_kg = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=30, max=300),
+                             metadata={"description": "The dose is per kg", "example": 70})
+    allergies = fields.List(fields.String(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
+    medications = fields.Nested(MedicationsSchema)
 
     @validates("time_zone")
     def _known_time_zone(self, value: str, **_: object) -> None:

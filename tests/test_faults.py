@@ -25,6 +25,7 @@ from kombu import Exchange, Queue
 from chassis.amqp import ConfirmedPublisher, PublishFailed
 from chassis.testing import fresh_databases, wait_for
 from deploy.broker_node import BrokerNode
+from services.intake.walkthrough import clear_over_http
 from services.scheduling.tests.examples import nurse_record
 from tests.conftest import JWT_SECRET, EndToEndPlatform, free_port
 from tests.test_patient_journey import DANA
@@ -43,6 +44,7 @@ def _a_visit_to_book(platform: EndToEndPlatform, state: str) -> tuple[str, dict]
                      json=nurse_record(nurse, [state])).raise_for_status()
     patient = requests.post(f"{platform.url}/v1/patients", timeout=30,
                             json={**DANA, "email": f"{nurse}-{time.time_ns()}@example.com"}).json()["id"]
+    clear_over_http(platform.url, patient, platform.token("patient", patient), platform.token("admin", "ops"))
     start_at = (datetime.now(UTC) + timedelta(days=8)).replace(hour=17, minute=0, second=0, microsecond=0)
     return patient, {"patient_id": patient, "visit_type": "iv-mood", "start_at": start_at.isoformat()}
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from chassis.testing import fresh_databases, wait_for
+from services.intake.walkthrough import clear_over_http
 from services.scheduling.tests.examples import nurse_record
 from tests.conftest import JWT_SECRET, EndToEndPlatform, free_port
 from tests.test_patient_journey import DANA, next_week_at
@@ -52,6 +53,7 @@ def test_a_booking_that_timed_out_retried_with_its_key_books_once_and_is_invoice
     patient = requests.post(f"{url}/v1/patients", json=DANA)
     assert patient.status_code == 201, patient.text
     patient_id = patient.json()["id"]
+    clear_over_http(url, patient_id, stalling_platform.token("patient", patient_id), admin)
     headers = {**stalling_platform.token("patient", patient_id), "Idempotency-Key": f"book-{uuid.uuid4().hex}"}
     body = {"patient_id": patient_id, "visit_type": "iv-mood", "start_at": next_week_at(17)}
 

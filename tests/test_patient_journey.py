@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from chassis.testing import wait_for
+from services.intake.walkthrough import VISIT_DETAILS, clear_over_http
 from services.scheduling.tests.examples import nurse_record
 
 DANA = {
     "first_name": "Dana", "last_name": "Rivera", "email": "dana@example.com", "phone": "+13035550142",
     "date_of_birth": "1987-06-15",
     "address": {"line1": "1600 Glenarm Pl", "city": "Denver", "state": "CO", "postal_code": "80202"},
-    "time_zone": "America/Denver", "sms_opt_in": True,
+    "time_zone": "America/Denver", "sms_opt_in": True, **VISIT_DETAILS,
 }
 
 
@@ -43,6 +44,7 @@ def test_a_patient_registers_books_and_sees_her_appointment_invoice_and_confirma
     assert registered.status_code == 201, registered.text
     dana_id = registered.json()["id"]
     dana = platform.token("patient", dana_id)
+    clear_over_http(platform.url, dana_id, dana, admin)  # screened, consented, approved by a clinician
 
     booking = requests.post(f"{platform.url}/v1/appointments", headers={**dana, "X-Request-ID": "journey-dana-1"},
                             json={"patient_id": dana_id, "visit_type": "iv-mood", "start_at": next_week_at(17)})
@@ -87,6 +89,7 @@ def test_a_visit_booked_while_billing_is_down_is_invoiced_when_billing_comes_bac
                  json=nurse_record("Blake Ortiz, RN", ["CO"])).raise_for_status()
     patient = requests.post(f"{platform.url}/v1/patients", json={**DANA, "email": "sam@example.com"})
     patient_id = patient.json()["id"]
+    clear_over_http(platform.url, patient_id, platform.token("patient", patient_id), admin)
 
     platform.kill("billing")  # no graceful stop: as if the machine died
     booking = requests.post(f"{platform.url}/v1/appointments", headers=platform.token("patient", patient_id),

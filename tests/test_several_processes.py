@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from chassis.testing import wait_for
+from services.intake.walkthrough import clear_over_http
 from services.scheduling.tests.examples import nurse_record
 from tests.test_patient_journey import DANA
 
@@ -34,8 +35,13 @@ def a_nurse_in_reno_and_patients(platform, nurse_id: str, count: int, prefix: st
     requests.put(f"{url}/v1/nurses/{nurse_id}", headers=platform.token("admin", "ops"), json=nurse).raise_for_status()
     nevada = {**DANA, "address": {**DANA["address"], "state": "NV", "city": "Reno", "postal_code": "89501"},
               "time_zone": "America/Los_Angeles"}
-    return [requests.post(f"{url}/v1/patients", json={**nevada, "email": f"{prefix}{n}@example.com"}).json()["id"]
-            for n in range(count)]
+    patients = [requests.post(f"{url}/v1/patients", json={**nevada, "email": f"{prefix}{n}@example.com"}).json()["id"]
+                for n in range(count)]
+    admin = platform.token("admin", "ops")
+    with ThreadPoolExecutor(max_workers=4) as pool:  # screened and cleared, so that they may book
+        list(pool.map(lambda patient_id: clear_over_http(url, patient_id, platform.token("patient", patient_id),
+                                                         admin), patients))
+    return patients
 
 
 def test_a_nurse_and_time_wanted_by_twelve_patients_is_booked_once_and_invoiced_once(doubled):

@@ -2,38 +2,87 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from zoneinfo import available_timezones
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+import yaml
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from chassis.service import date_in_the_past
 
 _TIME_ZONES = frozenset(available_timezones())
+_US_STATES_FILE = Path(__file__).parent / "config" / "us_states.yml"
+
+
+def _us_state_codes() -> frozenset[str]:
+    listed = yaml.safe_load(_US_STATES_FILE.read_text())
+    return frozenset(listed["states"] + listed["district"] + listed["territories"])
+
+
+US_STATE_CODES = _us_state_codes()
+PHONE = validate.Regexp(r"^\+[1-9]\d{7,14}$", error="E.164, e.g. +13035550100")
+MIN_WEIGHT_KG, MAX_WEIGHT_KG = 30, 300
 
 
 class AddressSchema(Schema):
     line1 = fields.String(required=True, validate=validate.Length(min=1, max=200))
     line2 = fields.String(validate=validate.Length(max=200))
     city = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    state = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$", error="two capital letters"))
+    state = fields.String(required=True, validate=validate.OneOf(
+        sorted(US_STATE_CODES), error="not a US state, district or territory postal code (e.g. CO)"))
     postal_code = fields.String(required=True, validate=validate.Regexp(r"^\d{5}(-\d{4})?$"))
 
 
-class PatientRegistrationSchema(Schema):
+class ContactPersonSchema(Schema):
+    """The escort (the responsible adult present at discharge) or the emergency contact."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    phone = fields.String(required=True, validate=PHONE)
+    relationship = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class MedicationsSchema(Schema):
+    text = fields.String(load_default="", validate=validate.Length(max=2000))
+    names = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
+                        validate=validate.Length(max=50))
+
+
+class _ContactFields(Schema):
+    """Who the patient is and how to reach them: the fields a patient may change later."""
+
     first_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     last_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    phone = fields.String(required=True,
-                          validate=validate.Regexp(r"^\+[1-9]\d{7,14}$", error="E.164, e.g. +13035550100"))
-    date_of_birth = fields.Date(required=True, validate=date_in_the_past)
+    phone = fields.String(required=True, validate=PHONE)
     address = fields.Nested(AddressSchema, required=True)
     time_zone = fields.String(required=True)
     sms_opt_in = fields.Boolean(load_default=False)
+    escort = fields.Nested(ContactPersonSchema, required=True)
+    emergency_contact = fields.Nested(ContactPersonSchema, required=True)
 
     @validates("time_zone")
     def _known_time_zone(self, value: str, **_: object) -> None:
         if value not in _TIME_ZONES:
             raise ValidationError("unknown IANA time zone")
+
+
+class PatientRegistrationSchema(_ContactFields):
+    date_of_birth = fields.Date(required=True, validate=date_in_the_past)
+    weight_kg = fields.Float(required=True, allow_nan=False, validate=validate.Range(
+        min=MIN_WEIGHT_KG, max=MAX_WEIGHT_KG, error=f"must be between {MIN_WEIGHT_KG} and {MAX_WEIGHT_KG} kg"))
+    allergies = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
+                            validate=validate.Length(max=50))
+    medications = fields.Nested(MedicationsSchema, load_default=lambda: {"text": "", "names": []})
+
+
+class PatientUpdateSchema(_ContactFields):
+    """``PATCH`` (load with ``partial`` naming every top-level field): any contact fields, at least one, each
+    given whole; clinical fields are not changed this way."""
+
+    @validates_schema
+    def _something_to_change(self, data: dict, **_: object) -> None:
+        if not data:
+            raise ValidationError("give at least one field to change", "_schema")
 
 
 class PatientSchema(PatientRegistrationSchema):
@@ -55,3 +104,129 @@ class EligibilitySchema(Schema):
     state = fields.String()
     postal_code = fields.String()
     time_zone = fields.String()
+
+
+class ScreeningSubmissionSchema(Schema):
+    instrument = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    answers = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+
+
+class ScreeningSchema(Schema):
+    """A kept submission, for clinicians: answers and scores."""
+
+    id = fields.String()
+    patient_id = fields.String()
+    instrument = fields.String()
+    instruments_version = fields.String()
+    answers = fields.Dict(keys=fields.String(), values=fields.Integer())
+    total = fields.Integer(allow_none=True)
+    band = fields.String(allow_none=True)
+    cut_off_met = fields.Boolean(allow_none=True)
+    risk_items = fields.List(fields.String())
+    submitted_at = fields.AwareDateTime()
+
+
+class PatientScreeningSchema(Schema):
+    """A kept submission as the patient sees it: that it was received, no scores or decision."""
+
+    id = fields.String()
+    patient_id = fields.String()
+    instrument = fields.String()
+    submitted_at = fields.AwareDateTime()
+
+
+class CrisisResourceSchema(Schema):
+    name = fields.String()
+    contact = fields.String()
+    text = fields.String()
+
+
+class ScreeningReceiptSchema(PatientScreeningSchema):
+    """The answer to a submission: a next step, and crisis resources instead of any decision after a risk answer."""
+
+    message = fields.String()
+    crisis_resources = fields.List(fields.Nested(CrisisResourceSchema))
+
+
+class ConsentSchema(Schema):
+    id = fields.String()
+    patient_id = fields.String()
+    document_version = fields.String()
+    signed_at = fields.AwareDateTime()
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    revoked_at = fields.AwareDateTime(allow_none=True)
+
+
+class ConsentDocumentSchema(Schema):
+    version = fields.String()
+    effective_from = fields.AwareDateTime()
+    title = fields.String()
+    text = fields.String()
+
+
+class ReferralResultSchema(Schema):
+    id = fields.String()
+    patient_id = fields.String()
+    kind = fields.String()
+    clinician_name = fields.String()
+    npi = fields.String()
+    icd10_codes = fields.List(fields.String())
+    document_reference = fields.String()
+    recorded_by = fields.String()
+    recorded_at = fields.AwareDateTime()
+
+
+class ReviewSchema(Schema):
+    id = fields.String()
+    patient_id = fields.String()
+    clinician_id = fields.String(allow_none=True)
+    urgent = fields.Boolean()
+    reasons = fields.List(fields.String())
+    status = fields.String()
+    opened_at = fields.AwareDateTime()
+    decided_at = fields.AwareDateTime(allow_none=True)
+    decided_by = fields.String(allow_none=True)
+    decision = fields.Dict(allow_none=True)
+
+
+class ContraindicationDecisionSchema(Schema):
+    rules_version = fields.String()
+    outcome = fields.String()
+    decided_at = fields.AwareDateTime()
+    fired = fields.List(fields.Dict())
+
+
+class ReviewFileSchema(Schema):
+    """Everything a clinician's decision needs (opening it is audited by the gateway)."""
+
+    review = fields.Nested(ReviewSchema)
+    patient = fields.Nested(PatientSchema)
+    screenings = fields.List(fields.Nested(ScreeningSchema))
+    contraindications = fields.Nested(ContraindicationDecisionSchema, allow_none=True)
+    consent = fields.String()
+    consents = fields.List(fields.Nested(ConsentSchema))
+    referrals = fields.List(fields.Nested(ReferralResultSchema))
+    protocols = fields.List(fields.Dict())
+    decline_reasons = fields.List(fields.String())
+
+
+class EligibilityExplanationSchema(Schema):
+    patient_id = fields.String()
+    status = fields.String()
+    eligible = fields.Boolean()
+    reasons = fields.List(fields.String())
+    explanations = fields.List(fields.Dict())
+    rules_version = fields.String()
+    crisis_resources = fields.List(fields.Nested(CrisisResourceSchema))
+    contraindications = fields.Nested(ContraindicationDecisionSchema, allow_none=True)
+    treatment_plan = fields.Dict(allow_none=True)
+
+
+class SuperbillFactsSchema(Schema):
+    patient_id = fields.String()
+    name = fields.String()
+    date_of_birth = fields.Date()
+    address = fields.Nested(AddressSchema)
+    referring = fields.Dict(allow_none=True)
+    icd10_codes = fields.List(fields.String())

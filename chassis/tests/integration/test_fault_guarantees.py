@@ -230,3 +230,33 @@ def test_every_durable_queue_is_a_quorum_queue_with_a_delivery_limit(container_f
     handler_queue = durable["evt-warehouse-parcel.sent--shop.receive"]["arguments"]
     assert handler_queue["x-delivery-limit"] == 10
     assert handler_queue["x-dead-letter-routing-key"] == "infusion.dead-letters"
+
+
+def test_the_operator_replays_every_dead_letter_matching_filters_and_the_rest_keep_their_order(
+        container_factory, service_config, mongo_client, database_prefix):
+    import os
+    import subprocess
+    import sys
+
+    container_factory(Shop, service_config).start()
+    poisons = [_parcel(f"poison-{n}", poison=True) for n in range(3)]
+    unreadable = _parcel("unreadable")
+    unreadable["version"] = 9
+    for event in (*poisons, unreadable):
+        event_dispatcher(service_config)("warehouse", "parcel.sent", event)
+    dead_letters = DeadLetterQueue(service_config["AMQP_URI"])
+    wait_for(lambda: len(dead_letters.list()) == 4, timeout=20)
+
+    env = {**os.environ, "AMQP_URI": service_config["AMQP_URI"]}
+    replay = subprocess.run([sys.executable, "-m", "infusion.cli", "dlq", "replay", "--all",
+                             "--handler", "shop.receive", "--error", "CANNOT SHELVE"], env=env, capture_output=True,
+                            text=True)
+
+    assert replay.returncode == 0, replay.stderr
+    assert "3 dead letter(s) replayed" in replay.stdout
+    # the three poisons went back to their handler (and, still poisonous, came back after their retries)
+    wait_for(lambda: len(dead_letters.list()) == 4, timeout=20)
+    after = [letter.event_id for letter in dead_letters.list()]
+    assert after[0] == unreadable["event_id"]  # not matched: left where it was, ahead of the replayed ones
+    assert set(after[1:]) == {poison["event_id"] for poison in poisons}
+    assert all(letter.attempts == 3 for letter in dead_letters.list()[1:])  # a fresh round: first try + 2 retries

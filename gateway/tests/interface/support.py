@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import random
@@ -20,6 +21,7 @@ from gateway.auth import AuthSettings, mint_token
 from gateway.service import GatewayService
 from services.billing.service import BillingService
 from services.intake.service import IntakeService
+from services.intake.walkthrough import VISIT_DETAILS, clear_over_http
 from services.notifications.service import NotificationsService
 from services.scheduling.service import SchedulingService
 from services.scheduling.tests.examples import nurse_record
@@ -46,7 +48,7 @@ def registration(**overrides: Any) -> dict[str, Any]:
         "first_name": "Dana", "last_name": "Rivera", "email": f"p-{uuid.uuid4().hex[:12]}@example.com",
         "phone": "+13035550142", "date_of_birth": "1987-06-15",
         "address": {"line1": "1600 Glenarm Pl", "city": "Denver", "state": "CO", "postal_code": "80202"},
-        "time_zone": DENVER, "sms_opt_in": True,
+        "time_zone": DENVER, "sms_opt_in": True, **copy.deepcopy(VISIT_DETAILS),
     }
     body.update(overrides)
     return body
@@ -97,6 +99,7 @@ class Platform:
         self.http = requests.Session()
         self.times = VisitTimes()
         self._nurse_numbers = itertools.count(1)
+        self._cleared: set[str] = set()
 
     # HTTP
 
@@ -120,10 +123,14 @@ class Platform:
 
     # data, made through the public API
 
-    def register(self, **overrides: Any) -> str:
+    def register(self, cleared: bool = False, **overrides: Any) -> str:
+        """A new patient; ``cleared``: also screened, consented and approved, so they may book infusions."""
         response = self.post("/v1/patients", json=registration(**overrides))
         assert response.status_code == 201, response.text
-        return response.json()["id"]
+        patient_id = response.json()["id"]
+        if cleared:
+            self.clear(patient_id)
+        return patient_id
 
     def add_nurse(self, states: tuple[str, ...] = ("CO",), nurse_id: str | None = None, **record: Any) -> str:
         """A nurse through ``PUT /v1/nurses/{id}``: by default based in Denver, working every day 07:00-20:00."""
@@ -133,7 +140,18 @@ class Platform:
         assert response.status_code == 200, response.text
         return nurse_id
 
+    def clear(self, patient_id: str) -> dict[str, Any]:
+        """Take a registered patient to ``cleared`` through the public API (screening, consent, an admin's
+        approval): what booking an infusion needs. Returns the approved review."""
+        review = clear_over_http(self.url, patient_id, bearer("patient", patient_id), bearer("admin", "ops-clear"),
+                                 session=self.http)
+        self._cleared.add(patient_id)
+        return review
+
     def book(self, patient_id: str, start_at: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Book an infusion (clearing the patient first if this platform has not yet)."""
+        if patient_id not in self._cleared:
+            self.clear(patient_id)
         response = self.post("/v1/appointments", headers=bearer("patient", patient_id),
                              json={"patient_id": patient_id, "visit_type": "iv-mood",
                                    "start_at": start_at or self.times.next(), **extra})

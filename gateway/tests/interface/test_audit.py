@@ -268,7 +268,7 @@ def audit_failures(platform: Platform) -> float:
 
 def test_an_audit_store_lost_after_the_booking_committed_does_not_hide_the_booking(platform, records, audit_store):
     """The booking is answered (201) and the failure counted; the entry written before the booking stays."""
-    patient = platform.register()
+    patient = platform.register(cleared=True)
     committed = {"patient_id": patient}
     audit_store["broken"] = lambda: platform.db("scheduling").appointments.count_documents(committed) > 0
     before = audit_failures(platform)
@@ -285,7 +285,7 @@ def test_an_audit_store_lost_after_the_booking_committed_does_not_hide_the_booki
 
 
 def test_an_audit_store_lost_before_the_booking_answers_503_and_books_nothing(platform, records, audit_store):
-    patient = platform.register()
+    patient = platform.register(cleared=True)
     audit_store["broken"] = lambda: True
     response = send(platform, "POST", "/v1/appointments", bearer("patient", patient),
                     json={"patient_id": patient, "visit_type": "iv-mood", "start_at": platform.times.next()})

@@ -55,12 +55,14 @@ class World:
     invoice_a: str
     invoice_b: str
     hold_a: str
+    review_a: str  # the clinician review that cleared A
 
 
 @pytest.fixture(scope="module")
 def world(platform: Platform) -> World:
     nurse_a, nurse_b = platform.add_nurse(nurse_id="nur_alpha"), platform.add_nurse(nurse_id="nur_beta")
     patient_a, patient_b = platform.register(), platform.register(first_name="Blair")
+    review_a = platform.clear(patient_a)["id"]
     appointment_a = platform.book(patient_a, nurse_id=nurse_a)
     appointment_b = platform.book(patient_b, nurse_id=nurse_b)
     assigned = platform.request("PUT", f"/v1/patients/{patient_a}/clinician", headers=bearer("admin", "admin-1"),
@@ -72,7 +74,7 @@ def world(platform: Platform) -> World:
     assert held.status_code == 201, held.text
     return World(patient_a, patient_b, nurse_a, nurse_b, appointment_a["id"], appointment_b["id"],
                  platform.invoice_of(appointment_a["id"])["id"], platform.invoice_of(appointment_b["id"])["id"],
-                 held.json()["id"])
+                 held.json()["id"], review_a)
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +109,45 @@ def subject_of(role: str, world: World) -> str:
 
 def path_values(world: World) -> dict[str, str]:
     return {"patient_id": world.patient_a, "appointment_id": world.appointment_a, "invoice_id": world.invoice_a,
-            "nurse_id": world.nurse_a, "hold_id": world.hold_a, "asset": "docs.css"}
+            "nurse_id": world.nurse_a, "hold_id": world.hold_a, "asset": "docs.css", "review_id": world.review_a}
+
+
+def sign_consent(platform: Platform, patient_id: str) -> str:
+    """The patient signs the current consent document; the consent's id."""
+    version = platform.get("/v1/consent-documents/current").json()["version"]
+    signed = platform.post(f"/v1/patients/{patient_id}/consents", headers=bearer("patient", patient_id),
+                           json={"document_version": version})
+    assert signed.status_code == 201, signed.text
+    return signed.json()["id"]
+
+
+def fresh_path_values(operation_id: str, platform: Platform, world: World) -> dict[str, str]:
+    """Operations that use up their record get a fresh one per call: a consent of A's to revoke, an open review of
+    a patient in the matrix clinician's care to decide."""
+    admin = bearer("admin", "admin-1")
+    if operation_id == "revokeConsent":
+        return {"consent_id": sign_consent(platform, world.patient_a)}
+    if operation_id == "decideReview":
+        patient = platform.register()
+        platform.request("PUT", f"/v1/patients/{patient}/clinician", headers=admin, json={"clinician_id": CLINICIAN})
+        platform.post(f"/v1/patients/{patient}/screenings", headers=bearer("patient", patient),
+                      json={"instrument": "risk-screen", "answers": {f"risk_{n}": int(n == 1) for n in range(1, 7)}})
+        return {"review_id": platform.get("/v1/reviews", headers=admin,
+                                          params={"patient_id": patient}).json()["items"][0]["id"]}
+    return {}
+
+
+def booking_body(platform: Platform, world: World) -> dict[str, Any]:
+    """A booking of A's at a fresh time, A's consent signed again first (the matrix's revokeConsent withdraws it)."""
+    sign_consent(platform, world.patient_a)
+    return {"patient_id": world.patient_a, "visit_type": "iv-mood", "start_at": platform.times.next()}
 
 
 def fresh_visit(platform: Platform, world: World, checked: bool = False) -> str:
-    """A new visit of A's with A's nurse, booked by staff; ``checked``: recorded up to passed pre-checks."""
+    """A new visit of A's with A's nurse, booked by staff; ``checked``: recorded up to passed pre-checks. A's
+    consent is signed again first (the matrix's revokeConsent withdraws it)."""
     admin = bearer("admin", "admin-1")
+    sign_consent(platform, world.patient_a)
     booked = platform.post("/v1/appointments", headers=admin, json={
         "patient_id": world.patient_a, "visit_type": "iv-mood", "start_at": platform.times.next(),
         "nurse_id": world.nurse_a})
@@ -150,11 +185,16 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
     """A valid body for each operation that takes one (a fresh visit time for each booking)."""
     bodies = {
         "registerPatient": lambda: registration(),
-        "bookAppointment": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
-                                    "start_at": platform.times.next()},
+        "bookAppointment": lambda: booking_body(platform, world),
+        "placeHold": lambda: booking_body(platform, world),
         "putNurse": lambda: nurse_record(f"Nurse {world.nurse_a}"),
-        "placeHold": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
-                              "start_at": platform.times.next()},
+        "assignClinician": lambda: {"clinician_id": CLINICIAN},
+        "updatePatient": lambda: {"phone": "+13035550199"},
+        "submitScreening": lambda: {"instrument": "gad-7", "answers": {f"gad7_{n}": 1 for n in range(1, 8)}},
+        "recordReferral": lambda: {"clinician_name": "Dr. Matrix", "npi": "1234567893", "icd10_codes": ["F33.1"],
+                                   "document_reference": "doc-matrix"},
+        "signConsent": lambda: {"document_version": platform.get("/v1/consent-documents/current").json()["version"]},
+        "decideReview": lambda: {"decision": "decline", "reason_code": "clinical_judgement"},
         "rescheduleAppointment": lambda: {"start_at": platform.times.next()},
         "cancelAppointment": lambda: {"reason": "the matrix cancels it"},
         "joinWaitlist": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
@@ -163,7 +203,6 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "recordVitals": lambda: VITALS,
         "recordMedication": lambda: {"kind": "drawn", "lot_number": "KET-1", "amount_mg": "50"},
         "putNurseHours": lambda: {"weekly_hours": EVERY_DAY, "exceptions": []},
-        "assignClinician": lambda: {"clinician_id": CLINICIAN},
         "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},
     }
     return bodies[operation_id]() if operation_id in bodies else None
@@ -172,7 +211,7 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
 def call(platform: Platform, world: World, method: str, path: str, operation: dict[str, Any],
          headers: dict[str, str], signed: bool = False, role: str | None = None) -> Any:
     """Call one operation of the document with real ids and a valid body; a string says what is missing."""
-    values = path_values(world)
+    values = {**path_values(world), **fresh_path_values(operation.get("operationId", ""), platform, world)}
     if role in operation.get("x-roles", ()):  # a call that gets through changes a fresh visit
         if operation["operationId"] in ("rescheduleAppointment", "cancelAppointment", "recordVisitStep"):
             values["appointment_id"] = values["visit_id"] = fresh_visit(platform, world)
@@ -300,6 +339,7 @@ def send_as_patient_a(platform: Platform, world: World, method: str, template: s
     ids = ids_of(world, whose)
     json_body = None
     if body is not None:
+        sign_consent(platform, world.patient_a)  # the matrix revoked A's consent (revokeConsent): A signs again
         json_body = {key: value.format(**ids) for key, value in body.items()} | {"start_at": platform.times.next()}
     return platform.request(method, template.format(**ids), headers=bearer("patient", world.patient_a),
                             json=json_body)

@@ -23,7 +23,7 @@ def gateway_settings():
 @pytest.fixture(scope="module")
 def patient_id(platform: Platform) -> str:
     platform.add_nurse()
-    return platform.register()
+    return platform.register(cleared=True)
 
 
 def counts(platform: Platform) -> tuple[int, int]:
@@ -190,7 +190,7 @@ def test_an_invalid_cursor_is_400_invalid_cursor(platform, path, cursor):
 
 def test_booking_a_patient_under_18_is_422_patient_not_cleared_with_reasons(platform):
     today = date.today()
-    minor = platform.register(date_of_birth=today.replace(year=today.year - 17).isoformat())
+    minor = platform.register(cleared=True, date_of_birth=today.replace(year=today.year - 17).isoformat())
     before = counts(platform)
     response = platform.post("/v1/appointments", headers=bearer("patient", minor),
                              json={"patient_id": minor, "visit_type": "iv-mood", "start_at": platform.times.next()})
@@ -203,7 +203,7 @@ def test_booking_a_time_every_licensed_nurse_has_taken_is_409_slot_taken(platfor
     platform.add_nurse(states=("WA",), based_at="98109", time_zone="America/Los_Angeles")  # the only one in WA
     seattle = {"address": {"line1": "400 Broad St", "city": "Seattle", "state": "WA", "postal_code": "98109"},
                "time_zone": "America/Los_Angeles"}
-    first, second = platform.register(**seattle), platform.register(**seattle)
+    first, second = platform.register(cleared=True, **seattle), platform.register(cleared=True, **seattle)
     start = platform.times.next()
     assert platform.book(first, start)["status"] == "booked"
     before = counts(platform)

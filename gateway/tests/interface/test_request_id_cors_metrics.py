@@ -92,7 +92,7 @@ def test_an_error_to_an_allowed_origin_is_readable_by_the_website(platform, kind
 
 @pytest.mark.parametrize(("path", "method", "allowed"), [
     ("/v1/appointments", "POST", {"GET", "POST", "OPTIONS"}),
-    ("/v1/patients/pat_1", "GET", {"GET", "OPTIONS"}),
+    ("/v1/patients/pat_1", "GET", {"GET", "PATCH", "OPTIONS"}),
     ("/v1/nurses/nur_1", "PUT", {"PUT", "OPTIONS"}),
 ])
 def test_a_preflight_from_an_allowed_origin_gets_methods_and_headers(platform, path, method, allowed):

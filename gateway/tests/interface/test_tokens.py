@@ -77,7 +77,7 @@ BAD_IDS = [case[0] for case in BAD_AUTHORIZATIONS]
 @pytest.fixture(scope="module")
 def patient_id(platform: Platform) -> str:
     platform.add_nurse()
-    return platform.register()
+    return platform.register(cleared=True)
 
 
 def booking(platform: Platform, patient_id: str, authorization: str | None):
@@ -119,7 +119,7 @@ def test_a_bad_token_reads_no_health_record(platform, patient_id):
 
 def test_a_good_token_for_the_same_request_books(platform):
     """The control: the request the bad tokens carried is otherwise acceptable (another patient, same shape)."""
-    patient_id = platform.register()
+    patient_id = platform.register(cleared=True)
     response = platform.post("/v1/appointments", headers=bearer("patient", patient_id),
                              json={"patient_id": patient_id, "visit_type": "iv-mood",
                                    "start_at": platform.times.next()})

@@ -21,7 +21,7 @@ from chassis.errors import InvalidInput
 from chassis.testing import wait_for
 from services.intake.dependencies import load_booking_rules
 from services.intake.exceptions import PatientAlreadyRegistered, PatientNotFound
-from services.intake.service import IntakeService
+from services.intake.walkthrough import VISIT_DETAILS, clear_over_rpc
 
 
 def a_registration(**changes) -> dict:
@@ -29,7 +29,7 @@ def a_registration(**changes) -> dict:
         "first_name": "Ana", "last_name": "Diaz", "email": "ana@example.com", "phone": "+13035550100",
         "date_of_birth": "1985-04-02",
         "address": {"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"},
-        "time_zone": "America/Denver", "sms_opt_in": True,
+        "time_zone": "America/Denver", "sms_opt_in": True, **copy.deepcopy(VISIT_DETAILS),
     }
     address = changes.pop("address", {})
     registration.update(changes)
@@ -38,20 +38,13 @@ def a_registration(**changes) -> dict:
 
 
 @pytest.fixture
-def intake(container_factory, service_config):
-    container = container_factory(IntakeService, service_config)
-    container.start()
-    return container
-
-
-@pytest.fixture
 def patients(mongo_client, database_prefix):
     return mongo_client[database_prefix + "intake"].patients
 
 
-def call(container, method, *args):
+def call(container, method, *args, **kwargs):
     with entrypoint_hook(container, method) as entrypoint:
-        return entrypoint(*args)
+        return entrypoint(*args, **kwargs)
 
 
 def test_registering_stores_the_patient_and_returns_their_record(intake, patients):
@@ -95,6 +88,10 @@ def test_a_registration_is_announced_on_the_intake_exchange_with_contact_details
     (a_registration(insurance_id="XYZ-1"), "insurance_id"),
     (a_registration(email={"$gt": ""}), "email"),
     (a_registration(last_name={"$ne": None}), "last_name"),
+    (a_registration(address={"state": "ZZ"}), "address"),  # two capital letters, but no US state
+    (a_registration(weight_kg=29.5), "weight_kg"),
+    (a_registration(weight_kg=301), "weight_kg"),
+    ({k: v for k, v in a_registration().items() if k != "escort"}, "escort"),
 ])
 def test_an_invalid_registration_is_refused_field_by_field_and_nothing_is_stored(intake, patients,
                                                                                  registration, bad_field):
@@ -115,16 +112,22 @@ def test_an_email_is_registered_once_whatever_its_case(intake, patients):
     assert [p["_id"] for p in patients.find()] == [first["id"]]
 
 
-def test_an_eligible_patient_is_told_so_with_the_rules_version(intake):
+def test_a_new_patient_may_book_the_free_consultation_and_infusions_once_cleared(intake):
     patient = call(intake, "register_patient", a_registration())
 
-    answer = call(intake, "booking_eligibility", patient["id"])
-
-    assert answer == {
+    assert call(intake, "booking_eligibility", patient["id"], "consult") == {
         "patient_id": patient["id"], "eligible": True, "reasons": [],
         "rules_version": load_booking_rules().effective_at().version,
         "state": "CO", "postal_code": "80202", "time_zone": "America/Denver",
     }
+    before = call(intake, "booking_eligibility", patient["id"], "iv-mood")
+    assert before["eligible"] is False
+    assert before["reasons"] == ["screening_incomplete", "consent_missing", "not_cleared"]
+
+    clear_over_rpc(lambda method, *args, **kwargs: call(intake, method, *args, **kwargs), patient["id"])
+
+    assert call(intake, "booking_eligibility", patient["id"], "iv-mood")["eligible"] is True
+    assert call(intake, "booking_eligibility", patient["id"])["eligible"] is True
 
 
 def test_a_minor_in_a_state_not_served_is_given_both_reasons(intake):
@@ -133,7 +136,7 @@ def test_a_minor_in_a_state_not_served_is_given_both_reasons(intake):
         date_of_birth=seventeen_at_most, address={"state": "OR", "city": "Portland", "postal_code": "97201"},
         time_zone="America/Los_Angeles"))
 
-    answer = call(intake, "booking_eligibility", patient["id"])
+    answer = call(intake, "booking_eligibility", patient["id"], "consult")
 
     assert answer["eligible"] is False
     assert answer["reasons"] == ["under_minimum_age", "state_not_served"]

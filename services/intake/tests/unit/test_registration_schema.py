@@ -13,12 +13,13 @@ import pytest
 from chassis.errors import InvalidInput
 from chassis.service import validated
 from services.intake.schemas import PatientRegistrationSchema
+from services.intake.walkthrough import VISIT_DETAILS
 
 REGISTRATION = {
     "first_name": "Ana", "last_name": "Diaz", "email": "ana@example.com", "phone": "+13035550100",
     "date_of_birth": "1985-04-02",
     "address": {"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"},
-    "time_zone": "America/Denver", "sms_opt_in": True,
+    "time_zone": "America/Denver", "sms_opt_in": True, **VISIT_DETAILS,
 }
 
 

@@ -15,6 +15,7 @@ from nameko.testing.utils import get_container
 from chassis.testing import wait_for
 from services.billing.service import BillingService
 from services.intake.service import IntakeService
+from services.intake.walkthrough import VISIT_DETAILS, clear_over_rpc
 from services.scheduling.service import SchedulingService
 from services.scheduling.tests.examples import nurse_record
 from services.scheduling.tests.interface.support import DENVER, call
@@ -61,13 +62,16 @@ def register(intake):
 
     def register_patient(state: str = "CO", time_zone: str = DENVER, date_of_birth: str = "1985-04-02",
                          postal_code: str = "80202") -> str:
+        """A registered patient, cleared by intake (screened, consented, approved) as an infusion needs."""
         n = next(numbers)
-        return call(intake, "register_patient", {
+        patient_id = call(intake, "register_patient", {
             "first_name": f"Patient{n}", "last_name": "Doe", "email": f"patient{n}@example.com",
             "phone": "+13035550100", "date_of_birth": date_of_birth,
             "address": {"line1": f"{n} Main St", "city": "Somewhere", "state": state, "postal_code": postal_code},
-            "time_zone": time_zone,
+            "time_zone": time_zone, **VISIT_DETAILS,
         })["id"]
+        clear_over_rpc(lambda method, *args, **kwargs: call(intake, method, *args, **kwargs), patient_id)
+        return patient_id
 
     return register_patient
 
