@@ -172,9 +172,10 @@ def week_ahead() -> str:
 
 def example_query(operation_id: str, platform: Platform, world: World) -> dict[str, str]:
     """The query parameters an operation requires (real ids, dates a week ahead)."""
+    if operation_id == "getAvailability":  # A's consent signed again (the matrix's revokeConsent withdraws it)
+        sign_consent(platform, world.patient_a)
+        return {"patient_id": world.patient_a, "visit_type": "iv-mood", "from": week_ahead(), "to": week_ahead()}
     queries = {
-        "getAvailability": {"patient_id": world.patient_a, "visit_type": "iv-mood", "from": week_ahead(),
-                            "to": week_ahead()},
         "getNurseSchedule": {"date": week_ahead()},
         "listControlledSubstances": {"from": "2026-01-01", "to": "2026-12-31"},
     }

@@ -1,7 +1,7 @@
 """How fast ``GET /v1/availability`` answers with a realistic roster: 100 nurses around Denver, 14 days, two
 visits booked per nurse and day, through the real processes (gateway -> scheduling -> intake) on loopback.
 
-    .venv/bin/python services/scheduling/bench_availability.py      # BENCH_NURSES, BENCH_DAYS, BENCH_SAMPLES
+    .venv/bin/python deploy/bench_availability.py      # BENCH_NURSES, BENCH_DAYS, BENCH_SAMPLES
 
 Starts a throwaway store (in memory) and a fresh RabbitMQ vhost like ``make bench``; adds the nurses through
 the API; writes the booked visits straight into scheduling's store (thousands of bookings over HTTP would
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import pymongo
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.bench import MANAGEMENT, SECRET, bearer, free_port, fresh_vhost, percentile  # noqa: E402
 from deploy.processes import ROOT, Platform, default_env  # noqa: E402
