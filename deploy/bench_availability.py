@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from deploy.bench import MANAGEMENT, SECRET, bearer, free_port, fresh_vhost, percentile  # noqa: E402
 from deploy.processes import ROOT, Platform, default_env  # noqa: E402
 from deploy.run import demo_nurse  # noqa: E402
+from services.intake.walkthrough import VISIT_DETAILS, clear_over_http  # noqa: E402
 from services.scheduling.domain import revision_key, visit_keys  # noqa: E402
 from services.scheduling.service import CALENDAR  # noqa: E402
 
@@ -94,7 +95,9 @@ def main() -> int:
         patient = requests.post(f"{url}/v1/patients", timeout=30, json={
             "first_name": "Bench", "last_name": "Patient", "email": "availability@example.com",
             "phone": "+13035550100", "date_of_birth": "1980-01-01", "time_zone": "America/Denver",
-            "address": {"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"}}).json()["id"]
+            "address": {"line1": "1 Main St", "city": "Denver", "state": "CO", "postal_code": "80202"},
+            **VISIT_DETAILS}).json()["id"]
+        clear_over_http(url, patient, bearer("patient", patient), admin)  # screened, consented, approved
         query = {"patient_id": patient, "visit_type": "iv-mood", "from": str(first_day.date()),
                  "to": str(first_day.date() + timedelta(days=DAYS - 1))}
         latencies, slots = [], 0
