@@ -42,10 +42,14 @@ from chassis.clock import isoformat, utcnow
 from chassis.dlq import DeadLetter, DeadLetterQueue
 from deploy.broker_node import BrokerNode
 from deploy.processes import SERVICE_CLASSES, Platform, ProcessExited, default_env
+from deploy.run import demo_nurse
 from gateway.auth import AuthSettings, mint_token
 
 JWT_SECRET = "chaos-run-secret-0123456789abcdef-0123"
-NURSES = {"nur_ada": ["CO", "AZ", "NV"], "nur_ben": ["CO", "AZ"], "nur_cy": ["NV", "CO"]}
+# Two nurses in each state the chaos patients live in, based in the patients' city (chaos.flows.STATES).
+CITIES = {"CO": ((39.7491, -104.9946), "America/Denver"), "AZ": ((33.4484, -112.0740), "America/Phoenix"),
+          "NV": ((39.5296, -119.8138), "America/Los_Angeles")}
+NURSES = {"nur_ada": "CO", "nur_ben": "CO", "nur_cy": "AZ", "nur_dee": "AZ", "nur_eve": "NV", "nur_fay": "NV"}
 POISON_QUEUES = ("evt-scheduling-appointment.booked--billing.invoice_booked_appointment",
                  "evt-intake-patient.registered--notifications.remember_contact")
 SETTINGS = {
@@ -161,8 +165,8 @@ class ChaosRun:
 
     def _seed(self) -> None:
         client = Client(self.gateways, self.token, deadline=time.monotonic() + 60)
-        for nurse_id, states in NURSES.items():
-            answer = client.send("PUT", f"/v1/nurses/{nurse_id}", {"name": nurse_id, "licensed_states": states},
+        for nurse_id, state in NURSES.items():
+            answer = client.send("PUT", f"/v1/nurses/{nurse_id}", demo_nurse(nurse_id, [state], *CITIES[state], 40),
                                  headers=client.token("admin", "chaos"), idempotency_key="seed")
             if answer is None or answer.status_code != 200:
                 raise ProcessExited(f"could not seed nurse {nurse_id}: {answer and answer.text}")

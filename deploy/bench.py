@@ -28,6 +28,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.processes import ROOT, Platform, default_env  # noqa: E402
+from deploy.run import demo_nurse  # noqa: E402
 from gateway.auth import AuthSettings, mint_token  # noqa: E402
 from services.intake.walkthrough import VISIT_DETAILS, clear_over_http  # noqa: E402
 
@@ -37,6 +38,7 @@ BOOKINGS = int(os.environ.get("BENCH_BOOKINGS", "60"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 NURSES = ("nur_b1", "nur_b2", "nur_b3")
 VISIT_HOURS_UTC = (15, 18, 21)  # 08:00, 11:00, 14:00 in Denver (MST)
+DENVER = (39.7491, -104.9946)
 
 
 def free_port() -> int:
@@ -100,12 +102,18 @@ def run_batch(name: str, calls: list, workers: int) -> tuple[dict, list[requests
     return summary(name, [latency for latency, _ in outcomes], elapsed), [r for _, r in outcomes]
 
 
-def main() -> int:
-    vhost = "bench_" + "".join(random.choices(string.ascii_lowercase, k=8))
+def fresh_vhost(prefix: str) -> tuple[str, str]:
+    """A new RabbitMQ vhost for one run (through the management API) and its AMQP URI."""
+    vhost = prefix + "".join(random.choices(string.ascii_lowercase, k=8))
     requests.put(f"{MANAGEMENT}/api/vhosts/{vhost}").raise_for_status()
     requests.put(f"{MANAGEMENT}/api/permissions/{vhost}/guest",
                  json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    env = {**default_env(), "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
+    return vhost, f"pyamqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}"
+
+
+def main() -> int:
+    vhost, amqp_uri = fresh_vhost("bench_")
+    env = {**default_env(), "AMQP_URI": amqp_uri,
            "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}", "JWT_SECRET": SECRET, "DATABASE_PREFIX": "bench_",
            "RATE_LIMIT_DEFAULT": "100000/60", "RATE_LIMIT_REGISTER": "100000/60", "RATE_LIMIT_BOOK": "100000/60",
            "LOG_LEVEL": "WARNING"}
@@ -118,7 +126,7 @@ def main() -> int:
         url, admin = platform.url, bearer("admin", "bench-admin")
         for nurse in NURSES:
             requests.put(f"{url}/v1/nurses/{nurse}", headers=admin,
-                         json={"name": nurse, "licensed_states": ["CO"]}).raise_for_status()
+                         json=demo_nurse(nurse, ["CO"], DENVER, "America/Denver", 30)).raise_for_status()
         print(f"platform up; {BOOKINGS} patients and bookings, then concurrency {CONCURRENCY}", flush=True)
 
         half = BOOKINGS // 2

@@ -29,10 +29,24 @@ from deploy.processes import BIN, ROOT, Platform, ProcessExited, default_env  # 
 from services.intake.walkthrough import VISIT_DETAILS, clear_over_http  # noqa: E402
 
 DATA = ROOT / ".data"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def demo_nurse(name: str, states: list[str], home: tuple[float, float], time_zone: str, radius_miles: float,
+               hours: tuple[str, str] = ("07:00", "19:00"), days: tuple[str, ...] = WEEKDAYS) -> dict:
+    """A roster record: RN licences (expiring end of 2030), home base, travel radius, weekly hours."""
+    return {"name": name, "time_zone": time_zone,
+            "licences": [{"state": state, "number": f"RN-{state}-{name.split()[0].upper()}",
+                          "expires_on": "2030-12-31"} for state in states],
+            "home_base": {"latitude": home[0], "longitude": home[1]}, "service_area": {"radius_miles": radius_miles},
+            "weekly_hours": {day: [{"start": hours[0], "end": hours[1]}] for day in days}}
+
+
 DEMO_NURSES = {
-    "nur_avery": {"name": "Avery Chen, RN", "licensed_states": ["CO", "AZ", "NV"]},
-    "nur_blake": {"name": "Blake Ortiz, RN", "licensed_states": ["CO", "TX"]},
-    "nur_casey": {"name": "Casey Morgan, RN", "licensed_states": ["CA", "WA"]},
+    "nur_avery": demo_nurse("Avery Chen, RN", ["CO", "AZ", "NV"], (39.7313, -104.9811), "America/Denver", 30),
+    "nur_blake": demo_nurse("Blake Ortiz, RN", ["CO", "TX"], (38.8388, -104.8145), "America/Denver", 80),
+    "nur_casey": demo_nurse("Casey Morgan, RN", ["CA", "WA"], (34.0614, -118.2385), "America/Los_Angeles", 40,
+                            days=WEEKDAYS[:5]),
 }
 DEMO_PATIENT = {
     "first_name": "Dana", "last_name": "Rivera", "email": "dana.rivera@example.com", "phone": "+13035550142",

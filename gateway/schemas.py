@@ -15,6 +15,8 @@ from gateway.pagination import PageQuerySchema
 
 _TIME_ZONES = frozenset(available_timezones())
 _ID = validate.Length(min=1, max=100)
+_CLOCK = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="a local time HH:MM")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class AddressSchema(Schema):
@@ -88,6 +90,7 @@ class BookingRequestSchema(Schema):
                                     metadata={"description": "UTC instant or offset time",
                                               "example": "2026-11-26T17:00:00Z"})
     nurse_id = fields.String(validate=_ID)
+    series_id = fields.String(validate=_ID, metadata={"description": "a session of this treatment series"})
 
 
 class AppointmentSchema(Schema):
@@ -102,6 +105,12 @@ class AppointmentSchema(Schema):
     local_start = fields.String(required=True, metadata={"description": "Start in the patient's time zone"})
     booked_at = fields.DateTime(required=True)
     calendar_version = fields.String(required=True)
+    hold_id = fields.String(metadata={"description": "the hold it was booked from, if any"})
+    previous_start_at = fields.DateTime(metadata={"description": "before the last reschedule"})
+    cancelled_at = fields.DateTime()
+    cancelled_by = fields.String(validate=validate.OneOf(["patient", "clinic"]))
+    cancellation_reason = fields.String()
+    notice_hours = fields.Float(metadata={"description": "hours between the cancellation and the visit"})
 
 
 class AppointmentQuerySchema(PageQuerySchema):
@@ -182,18 +191,55 @@ class MessageSchema(Schema):
     caused_by = fields.String(required=True, metadata={"description": "the event or reminder that caused it"})
 
 
-class NurseSchema(Schema):
-    id = fields.String(required=True)
-    name = fields.String(required=True)
-    licensed_states = fields.List(fields.String(), required=True)
-    active = fields.Boolean(required=True)
+class ShiftSchema(Schema):
+    start = fields.String(required=True, validate=_CLOCK, metadata={"example": "08:00"})
+    end = fields.String(required=True, validate=_CLOCK, metadata={"example": "17:00"})
 
 
-class NurseUpdateSchema(Schema):
+class ExceptionDaySchema(Schema):
+    date = fields.Date(required=True)
+    hours = fields.List(fields.Nested(ShiftSchema), required=True,
+                        metadata={"description": "the hours worked that date: empty for a day off"})
+
+
+class NurseHoursSchema(Schema):
+    weekly_hours = fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
+                               values=fields.List(fields.Nested(ShiftSchema)), required=True,
+                               metadata={"description": "working hours in the nurse's time zone, by weekday"})
+    exceptions = fields.List(fields.Nested(ExceptionDaySchema),
+                             metadata={"description": "dates whose hours replace the weekly ones"})
+
+
+class LicenceSchema(Schema):
+    state = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"), metadata={"example": "CO"})
+    number = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    expires_on = fields.Date(required=True)
+
+
+class PlaceSchema(Schema):
+    latitude = fields.Float(required=True, validate=validate.Range(min=-90, max=90))
+    longitude = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
+
+
+class ServiceAreaSchema(Schema):
+    radius_miles = fields.Float(metadata={"description": "how far from the home base the nurse travels"})
+    postal_codes = fields.List(fields.String(), metadata={"description": "or the ZIP codes the nurse serves"})
+
+
+class NurseUpdateSchema(NurseHoursSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    licensed_states = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2}$")), required=True,
-                                  validate=validate.Length(min=1))
+    time_zone = fields.String(required=True, metadata={"example": "America/Denver"})
+    licences = fields.List(fields.Nested(LicenceSchema), required=True, validate=validate.Length(min=1),
+                           metadata={"description": "RN licences, one per US state or territory"})
+    home_base = fields.Nested(PlaceSchema, required=True)
+    service_area = fields.Nested(ServiceAreaSchema, required=True)
     active = fields.Boolean()
+
+
+class NurseSchema(NurseUpdateSchema):
+    id = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    licensed_states = fields.List(fields.String(), required=True)
 
 
 class AuditEntrySchema(Schema):

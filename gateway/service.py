@@ -146,7 +146,7 @@ class GatewayService(IntakeApi, SchedulingApi, BillingApi, NotificationsApi, Ser
 
     @api(routes.PUT_NURSE)
     def put_nurse(self, request: ApiRequest, nurse_id: str) -> dict[str, Any]:
-        return self.scheduling.add_nurse({"id": nurse_id, **request.body})
+        return self.scheduling.add_nurse({"id": nurse_id, **_as_rpc(request.body)})
 
     # --- audit --------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from services.intake.walkthrough import STANDARD_PLAN, UNREMARKABLE_ANSWERS, VISIT_DETAILS
+from services.scheduling.tests.examples import nurse_record
 
 ELI = {
     "first_name": "Eli", "last_name": "Brooks", "email": "eli@example.com", "phone": "+13035550160",
@@ -38,7 +39,7 @@ def test_a_patient_books_infusions_only_once_screened_consented_and_approved_and
     url = platform.url
     admin, clinician = platform.token("admin", "ops-1"), platform.token("clinician", CLINICIAN)
     requests.put(f"{url}/v1/nurses/nur_dale", headers=admin,
-                 json={"name": "Dale Kim, RN", "licensed_states": ["CO"]}).raise_for_status()
+                 json=nurse_record("Dale Kim, RN", ["CO"])).raise_for_status()
     signed_up = requests.post(f"{url}/v1/patients", json=ELI)
     assert signed_up.status_code == 201, signed_up.text
     eli_id = signed_up.json()["id"]

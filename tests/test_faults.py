@@ -26,6 +26,7 @@ from chassis.amqp import ConfirmedPublisher, PublishFailed
 from chassis.testing import fresh_databases, wait_for
 from deploy.broker_node import BrokerNode
 from services.intake.walkthrough import clear_over_http
+from services.scheduling.tests.examples import nurse_record
 from tests.conftest import JWT_SECRET, EndToEndPlatform, free_port
 from tests.test_patient_journey import DANA
 
@@ -40,7 +41,7 @@ def _platform(amqp_uri: str, mongo_uri: str, prefix: str, log_dir, **settings: s
 def _a_visit_to_book(platform: EndToEndPlatform, state: str) -> tuple[str, dict]:
     for nurse in ("nur_first", "nur_second"):  # two nurses: a second booking would get the second one
         requests.put(f"{platform.url}/v1/nurses/{nurse}", headers=platform.token("admin", "ops"), timeout=30,
-                     json={"name": nurse, "licensed_states": [state]}).raise_for_status()
+                     json=nurse_record(nurse, [state])).raise_for_status()
     patient = requests.post(f"{platform.url}/v1/patients", timeout=30,
                             json={**DANA, "email": f"{nurse}-{time.time_ns()}@example.com"}).json()["id"]
     clear_over_http(platform.url, patient, platform.token("patient", patient), platform.token("admin", "ops"))

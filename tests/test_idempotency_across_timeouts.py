@@ -18,6 +18,7 @@ import requests
 
 from chassis.testing import fresh_databases, wait_for
 from services.intake.walkthrough import clear_over_http
+from services.scheduling.tests.examples import nurse_record
 from tests.conftest import JWT_SECRET, EndToEndPlatform, free_port
 from tests.test_patient_journey import DANA, next_week_at
 
@@ -48,7 +49,7 @@ def test_a_booking_that_timed_out_retried_with_its_key_books_once_and_is_invoice
     admin = stalling_platform.token("admin", "ops-1")
     for nurse in ("nur_first", "nur_second"):  # the old gateway's retry booked the second nurse
         requests.put(f"{url}/v1/nurses/{nurse}", headers=admin,
-                     json={"name": f"Nurse {nurse}", "licensed_states": ["CO"]}).raise_for_status()
+                     json=nurse_record(f"Nurse {nurse}")).raise_for_status()
     patient = requests.post(f"{url}/v1/patients", json=DANA)
     assert patient.status_code == 201, patient.text
     patient_id = patient.json()["id"]

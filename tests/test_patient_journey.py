@@ -13,6 +13,7 @@ import requests
 
 from chassis.testing import wait_for
 from services.intake.walkthrough import VISIT_DETAILS, clear_over_http
+from services.scheduling.tests.examples import nurse_record
 
 DANA = {
     "first_name": "Dana", "last_name": "Rivera", "email": "dana@example.com", "phone": "+13035550142",
@@ -37,7 +38,7 @@ def test_the_platform_reports_itself_healthy_and_ready(platform):
 def test_a_patient_registers_books_and_sees_her_appointment_invoice_and_confirmation(platform):
     admin = platform.token("admin", "ops-1")
     assert requests.put(f"{platform.url}/v1/nurses/nur_avery", headers=admin,
-                        json={"name": "Avery Chen, RN", "licensed_states": ["CO"]}).status_code == 200
+                        json=nurse_record("Avery Chen, RN", ["CO"])).status_code == 200
 
     registered = requests.post(f"{platform.url}/v1/patients", json=DANA, headers={"Idempotency-Key": "dana-signup"})
     assert registered.status_code == 201, registered.text
@@ -86,7 +87,7 @@ def test_a_patient_registers_books_and_sees_her_appointment_invoice_and_confirma
 def test_a_visit_booked_while_billing_is_down_is_invoiced_when_billing_comes_back(platform):
     admin = platform.token("admin", "ops-1")
     requests.put(f"{platform.url}/v1/nurses/nur_blake", headers=admin,
-                 json={"name": "Blake Ortiz, RN", "licensed_states": ["CO"]}).raise_for_status()
+                 json=nurse_record("Blake Ortiz, RN", ["CO"])).raise_for_status()
     patient = requests.post(f"{platform.url}/v1/patients", json={**DANA, "email": "sam@example.com"})
     patient_id = patient.json()["id"]
     clear_over_http(platform.url, patient_id, platform.token("patient", patient_id), admin)

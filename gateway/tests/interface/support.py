@@ -24,6 +24,7 @@ from services.intake.service import IntakeService
 from services.intake.walkthrough import VISIT_DETAILS, clear_over_http
 from services.notifications.service import NotificationsService
 from services.scheduling.service import SchedulingService
+from services.scheduling.tests.examples import nurse_record
 
 JWT_SECRET = "gateway-interface-tests-secret-0123456789"  # 41 bytes: HS256 wants at least 32
 AUTH = AuthSettings(secret=JWT_SECRET)
@@ -71,9 +72,9 @@ def assert_problem(response: requests.Response, status: int, code: str | None = 
 
 class VisitTimes:
     """Distinct bookable visit starts: 2 to 79 days ahead at 09:00, 12:00 or 15:00 in Denver, which is 08:00,
-    11:00 or 14:00 in Los Angeles, inside visit hours (08:00-16:00 local) in both. A visit (up to 120 min)
-    and its 30-minute travel buffers never reach the next start, so two visits never share a nurse's slots
-    and tests of one module never collide on a nurse by accident."""
+    11:00 or 14:00 in Los Angeles, inside visit hours (08:00 to 19:00 local) in both. A visit (up to 120 min)
+    ends an hour before the next start, time enough to travel anywhere near Denver, so tests of one module
+    never collide on a nurse by accident."""
 
     def __init__(self, time_zone: str = DENVER) -> None:
         self.zone = ZoneInfo(time_zone)
@@ -131,10 +132,11 @@ class Platform:
             self.clear(patient_id)
         return patient_id
 
-    def add_nurse(self, states: tuple[str, ...] = ("CO",), nurse_id: str | None = None) -> str:
+    def add_nurse(self, states: tuple[str, ...] = ("CO",), nurse_id: str | None = None, **record: Any) -> str:
+        """A nurse through ``PUT /v1/nurses/{id}``: by default based in Denver, working every day 07:00-20:00."""
         nurse_id = nurse_id or f"nur_t{next(self._nurse_numbers)}_{uuid.uuid4().hex[:6]}"
         response = self.put(f"/v1/nurses/{nurse_id}", headers=bearer("admin", "ops-setup"),
-                            json={"name": f"Nurse {nurse_id}", "licensed_states": list(states)})
+                            json=nurse_record(f"Nurse {nurse_id}", states, **record))
         assert response.status_code == 200, response.text
         return nurse_id
 

@@ -33,6 +33,7 @@ from gateway.endpoints import ROUTES
 from gateway.service import GatewayService
 from gateway.signatures import twilio_signature
 from gateway.tests.interface.support import Platform, as_json, assert_problem, bearer, registration
+from services.scheduling.tests.examples import EVERY_DAY, nurse_record
 
 ROLES = ("patient", "clinician", "nurse", "finance", "admin")
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -58,6 +59,7 @@ class World:
     appointment_b: str
     invoice_a: str
     invoice_b: str
+    hold_a: str
     review_a: str  # the clinician review that cleared A
 
 
@@ -74,8 +76,11 @@ def world(platform: Platform) -> World:
     assert (appointment_a["nurse_id"], appointment_b["nurse_id"]) == (nurse_a, nurse_b)
     invoice_a = platform.invoice_of(appointment_a["id"])["id"]
     paid_for(platform, patient_a, appointment_a["id"], invoice_a)
+    held = platform.post("/v1/holds", headers=bearer("patient", patient_a),
+                         json={"patient_id": patient_a, "visit_type": "iv-mood", "start_at": platform.times.next()})
+    assert held.status_code == 201, held.text
     return World(patient_a, patient_b, nurse_a, nurse_b, appointment_a["id"], appointment_b["id"],
-                 invoice_a, platform.invoice_of(appointment_b["id"])["id"], review_a)
+                 invoice_a, platform.invoice_of(appointment_b["id"])["id"], held.json()["id"], review_a)
 
 
 def paid_for(platform: Platform, patient_id: str, appointment_id: str, invoice_id: str) -> None:
@@ -128,8 +133,8 @@ def subject_of(role: str, world: World) -> str:
 
 def path_values(world: World) -> dict[str, str]:
     return {"patient_id": world.patient_a, "appointment_id": world.appointment_a, "invoice_id": world.invoice_a,
-            "nurse_id": "nur_matrix", "asset": "docs.css", "review_id": world.review_a,
-            "hold_id": "hld_matrix", "kind": "payments"}
+            "nurse_id": world.nurse_a, "hold_id": world.hold_a, "asset": "docs.css", "review_id": world.review_a,
+            "kind": "payments"}
 
 
 def sign_consent(platform: Platform, patient_id: str) -> str:
@@ -163,12 +168,52 @@ def booking_body(platform: Platform, world: World) -> dict[str, Any]:
     return {"patient_id": world.patient_a, "visit_type": "iv-mood", "start_at": platform.times.next()}
 
 
+def fresh_visit(platform: Platform, world: World, checked: bool = False) -> str:
+    """A new visit of A's with A's nurse, booked by staff; ``checked``: recorded up to passed pre-checks. A's
+    consent is signed again first (the matrix's revokeConsent withdraws it)."""
+    admin = bearer("admin", "admin-1")
+    sign_consent(platform, world.patient_a)
+    booked = platform.post("/v1/appointments", headers=admin, json={
+        "patient_id": world.patient_a, "visit_type": "iv-mood", "start_at": platform.times.next(),
+        "nurse_id": world.nurse_a})
+    assert booked.status_code == 201, booked.text
+    visit_id = booked.json()["id"]
+    steps = [VISIT_STEP_EN_ROUTE, {"step": "arrived"}, {"step": "pre_checks", "pre_checks": PRE_CHECKS}]
+    for step in steps if checked else ():
+        recorded = platform.post(f"/v1/visits/{visit_id}/events", headers=admin, json=step)
+        assert recorded.status_code == 200, recorded.text
+    return visit_id
+
+
+VITALS = {"systolic": 128, "diastolic": 82, "heart_rate": 76, "spo2": 98}
+PRE_CHECKS = {"fasting_hours": 6, "escort_present": True, "consent_reconfirmed": True, "pregnancy_possible": False,
+              "weight_kg": 70, "baseline": VITALS}
+VISIT_STEP_EN_ROUTE = {"step": "en_route", "arrival_from": "2026-12-01T16:00:00Z", "arrival_to": "2026-12-01T16:30:00Z"}
+
+
+def week_ahead() -> str:
+    return str(datetime.now(UTC).date() + timedelta(days=7))
+
+
+def example_query(operation_id: str, platform: Platform, world: World) -> dict[str, str]:
+    """The query parameters an operation requires (real ids, dates a week ahead)."""
+    if operation_id == "getAvailability":  # A's consent signed again (the matrix's revokeConsent withdraws it)
+        sign_consent(platform, world.patient_a)
+        return {"patient_id": world.patient_a, "visit_type": "iv-mood", "from": week_ahead(), "to": week_ahead()}
+    queries = {
+        "getNurseSchedule": {"date": week_ahead()},
+        "listControlledSubstances": {"from": "2026-01-01", "to": "2026-12-31"},
+    }
+    return queries.get(operation_id, {})
+
+
 def example_body(operation_id: str, platform: Platform, world: World) -> dict[str, Any] | None:
     """A valid body for each operation that takes one (a fresh visit time for each booking)."""
     bodies = {
         "registerPatient": lambda: registration(),
         "bookAppointment": lambda: booking_body(platform, world),
-        "putNurse": lambda: {"name": "Matrix Nurse, RN", "licensed_states": ["CO"]},
+        "placeHold": lambda: booking_body(platform, world),
+        "putNurse": lambda: nurse_record(f"Nurse {world.nurse_a}"),
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
         "putNotificationPreferences": lambda: {"sms": {"reminders": True}},
         "updatePatient": lambda: {"phone": "+13035550199"},
@@ -177,6 +222,14 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
                                    "document_reference": "doc-matrix"},
         "signConsent": lambda: {"document_version": platform.get("/v1/consent-documents/current").json()["version"]},
         "decideReview": lambda: {"decision": "decline", "reason_code": "clinical_judgement"},
+        "rescheduleAppointment": lambda: {"start_at": platform.times.next()},
+        "cancelAppointment": lambda: {"reason": "the matrix cancels it"},
+        "joinWaitlist": lambda: {"patient_id": world.patient_a, "visit_type": "iv-mood",
+                                 "from": week_ahead(), "to": week_ahead()},
+        "recordVisitStep": lambda: VISIT_STEP_EN_ROUTE,
+        "recordVitals": lambda: VITALS,
+        "recordMedication": lambda: {"kind": "drawn", "lot_number": "KET-1", "amount_mg": "50"},
+        "putNurseHours": lambda: {"weekly_hours": EVERY_DAY, "exceptions": []},
         "createQuote": lambda: {"visit_type": "iv-mood", "postal_code": "80202"},
         "payDeposit": lambda: {"payment_method_id": "pm_card_visa"},
         "buyPackage": lambda: {"package": "induction-6", "payment_method_id": "pm_card_visa"},
@@ -186,9 +239,15 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
 
 
 def call(platform: Platform, world: World, method: str, path: str, operation: dict[str, Any],
-         headers: dict[str, str], signed: bool = False) -> Any:
+         headers: dict[str, str], signed: bool = False, role: str | None = None) -> Any:
     """Call one operation of the document with real ids and a valid body; a string says what is missing."""
     values = {**path_values(world), **fresh_path_values(operation.get("operationId", ""), platform, world)}
+    if role in operation.get("x-roles", ()):  # a call that gets through changes a fresh visit
+        if operation["operationId"] in ("rescheduleAppointment", "cancelAppointment", "recordVisitStep"):
+            values["appointment_id"] = values["visit_id"] = fresh_visit(platform, world)
+        if operation["operationId"] in ("recordVitals", "recordMedication"):
+            values["visit_id"] = fresh_visit(platform, world, checked=True)
+    values.setdefault("visit_id", world.appointment_a)
     missing = [name for name in re.findall(r"\{(\w+)\}", path) if name not in values]
     if missing:
         return f"no value for path parameters {missing}: add one to path_values()"
@@ -212,7 +271,8 @@ def call(platform: Platform, world: World, method: str, path: str, operation: di
     headers = {**headers, **({"Content-Type": "application/json"} if data is not None else {})}
     if signed:
         headers["Stripe-Signature"] = stripe_signature(data or b"")
-    return platform.request(method, path.format(**values), headers=headers, data=data)
+    return platform.request(method, path.format(**values), headers=headers, data=data,
+                            params=example_query(operation["operationId"], platform, world))
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -220,7 +280,7 @@ def test_a_role_gets_403_where_not_listed_in_x_roles_and_through_where_listed(pl
     headers = bearer(role, subject_of(role, world))
     wrong = []
     for method, path, operation in operations(openapi):
-        response = call(platform, world, method, path, operation, headers)
+        response = call(platform, world, method, path, operation, headers, role=role)
         label = f"{method} {path} as {role}"
         if isinstance(response, str):
             wrong.append(f"{label}: {response}")
@@ -390,7 +450,13 @@ def test_a_nurse_listing_visits_sees_only_those_assigned_to_them(platform, world
         response = platform.get("/v1/appointments", headers=bearer("nurse", world.nurse_a), params=params)
         assert response.status_code == 200, as_json(response)
         assert {item["nurse_id"] for item in response.json()["items"]} <= {world.nurse_a}, params
-    mine = platform.get("/v1/appointments", headers=bearer("nurse", world.nurse_a)).json()["items"]
+    mine, cursor = [], None
+    while True:  # every page: the matrix has booked A's nurse many visits
+        page = platform.get("/v1/appointments", headers=bearer("nurse", world.nurse_a),
+                            params={"limit": 100, **({"cursor": cursor} if cursor else {})}).json()
+        mine += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
     assert world.appointment_a in {item["id"] for item in mine}
 
 

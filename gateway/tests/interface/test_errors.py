@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from gateway.tests.interface.support import Platform, assert_problem, bearer, registration
+from services.scheduling.tests.examples import nurse_record
 
 MAX_BODY_BYTES = 2048
 ADMIN = bearer("admin", "ops-errors")
@@ -199,7 +200,7 @@ def test_booking_a_patient_under_18_is_422_patient_not_cleared_with_reasons(plat
 
 
 def test_booking_a_time_every_licensed_nurse_has_taken_is_409_slot_taken(platform):
-    platform.add_nurse(states=("WA",))  # the only nurse licensed in Washington
+    platform.add_nurse(states=("WA",), based_at="98109", time_zone="America/Los_Angeles")  # the only one in WA
     seattle = {"address": {"line1": "400 Broad St", "city": "Seattle", "state": "WA", "postal_code": "98109"},
                "time_zone": "America/Los_Angeles"}
     first, second = platform.register(cleared=True, **seattle), platform.register(cleared=True, **seattle)
@@ -257,7 +258,7 @@ def test_registering_an_email_twice_is_409(platform):
 
 
 def bad_nurse_id(platform: Platform):
-    return platform.put("/v1/nurses/not-a-nurse-id", headers=ADMIN, json={"name": "Avery", "licensed_states": ["CO"]})
+    return platform.put("/v1/nurses/not-a-nurse-id", headers=ADMIN, json=nurse_record("Avery"))
 
 
 def test_a_service_side_validation_error_is_422(platform):

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.auth import AuthSettings, mint_token
 from gateway.tests.interface.support import AUTH, JWT_SECRET, Platform, assert_problem, bearer
+from services.scheduling.tests.examples import nurse_record
 
 
 def b64url(data: bytes) -> str:
@@ -104,7 +105,7 @@ def test_a_bad_admin_token_changes_no_nurse(platform, name, make, code):
     role = "nurse" if name == "tampered_payload" else "admin"  # a nurse's token edited to claim admin
     authorization = make("ops-1", role)
     response = platform.put(f"/v1/nurses/{nurse_id}", headers={"Authorization": authorization} if authorization else {},
-                            json={"name": "Mallory", "licensed_states": ["CO"]})
+                            json=nurse_record("Mallory"))
     assert_problem(response, 401, code)
     assert platform.db("scheduling").nurses.find_one({"_id": nurse_id}) is None
 

@@ -1,11 +1,10 @@
-"""Booking a home visit over RPC, with intake running beside scheduling, on the real broker and store.
+"""Booking a home visit over RPC, with intake (and billing) running beside scheduling, on the real broker and store.
 
 Scheduling asks intake whether the patient is cleared, checks the calendar, then claims the slots of the
 first free licensed nurse. The store's unique index on slot keys is the only lock: it must hold when
 many bookings race for the same nurse at the same time.
 """
 
-import itertools
 from contextlib import ExitStack
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -17,14 +16,10 @@ from marshmallow import EXCLUDE
 from nameko.events import get_event_exchange
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_hook
-from nameko.testing.utils import get_container
 
 from chassis.errors import InvalidInput, RemoteDomainError
 from chassis.testing import wait_for
 from services.billing.schemas import AppointmentBooked as BillingReadsBooked
-from services.intake.service import IntakeService
-from services.intake.walkthrough import VISIT_DETAILS, clear_over_rpc
 from services.notifications.schemas import AppointmentBooked as NotificationsReadsBooked
 from services.scheduling.dependencies import load_calendar
 from services.scheduling.exceptions import (
@@ -37,75 +32,8 @@ from services.scheduling.exceptions import (
     PatientNotCleared,
     TimeNotBookable,
 )
-from services.scheduling.service import SchedulingService
-
-DENVER = "America/Denver"
-
-
-def call(container, method, *args, **kwargs):
-    with entrypoint_hook(container, method) as entrypoint:
-        return entrypoint(*args, **kwargs)
-
-
-def a_bookable_start(local_time: time = time(10, 0), days_ahead: int = 3, time_zone: str = DENVER) -> str:
-    """A start the calendar accepts: some days ahead, inside visit hours in the patient's time zone."""
-    zone = ZoneInfo(time_zone)
-    day = datetime.now(zone).date() + timedelta(days=days_ahead)
-    return datetime.combine(day, local_time, tzinfo=zone).astimezone(UTC).isoformat()
-
-
-@pytest.fixture
-def clinic(runner_factory, service_config):
-    runner = runner_factory(service_config, IntakeService, SchedulingService)
-    runner.start()
-    return runner
-
-
-@pytest.fixture
-def intake(clinic):
-    return get_container(clinic, IntakeService)
-
-
-@pytest.fixture
-def scheduling(clinic):
-    return get_container(clinic, SchedulingService)
-
-
-@pytest.fixture
-def appointments(mongo_client, database_prefix):
-    return mongo_client[database_prefix + "scheduling"].appointments
-
-
-@pytest.fixture
-def register(intake):
-    numbers = itertools.count(1)
-
-    def register_patient(state: str = "CO", time_zone: str = DENVER, date_of_birth: str = "1985-04-02") -> str:
-        """A registered patient, cleared by intake (screened, consented, approved) as an infusion needs."""
-        n = next(numbers)
-        patient_id = call(intake, "register_patient", {
-            "first_name": f"Patient{n}", "last_name": "Doe", "email": f"patient{n}@example.com",
-            "phone": "+13035550100", "date_of_birth": date_of_birth,
-            "address": {"line1": f"{n} Main St", "city": "Somewhere", "state": state, "postal_code": "80202"},
-            "time_zone": time_zone, **VISIT_DETAILS,
-        })["id"]
-        clear_over_rpc(lambda method, *args, **kwargs: call(intake, method, *args, **kwargs), patient_id)
-        return patient_id
-
-    return register_patient
-
-
-@pytest.fixture
-def add_nurse(scheduling):
-    def add(nurse_id: str, *states: str, active: bool = True) -> None:
-        call(scheduling, "add_nurse", {"id": nurse_id, "name": nurse_id[4:].title(), "licensed_states": list(states),
-                                       "active": active})
-    return add
-
-
-def book(scheduling, patient_id: str, start_at: str, visit_type: str = "iv-mood", **extra) -> dict:
-    return call(scheduling, "book_appointment",
-                {"patient_id": patient_id, "visit_type": visit_type, "start_at": start_at, **extra})
+from services.scheduling.tests.examples import nurse_record
+from services.scheduling.tests.interface.support import DENVER, a_bookable_start, book, call
 
 
 def test_a_cleared_patient_is_booked_with_a_licensed_nurse(scheduling, register, add_nurse, appointments):
@@ -125,9 +53,9 @@ def test_a_cleared_patient_is_booked_with_a_licensed_nurse(scheduling, register,
     assert local_start.utcoffset() == datetime.fromisoformat(start_at).astimezone(ZoneInfo(DENVER)).utcoffset()
     assert appointment["calendar_version"] == load_calendar().effective_at().version
     stored = appointments.find_one({"_id": appointment["id"]})
+    # 2 hours of the nurse's time and the same 2 hours of the patient's, in 5-minute cells; no travel buffer
     nurse_keys = [key for key in stored["slot_keys"] if key.startswith("nur_")]
-    assert len(nurse_keys) == 12  # 2 hours of visit and 2 half-hours of travel, in 15-minute slots
-    assert len(stored["slot_keys"]) - len(nurse_keys) == 8  # and the patient's own 2 hours
+    assert (len(nurse_keys), len(stored["slot_keys"])) == (24, 48)
     fetched = call(scheduling, "get_appointment", appointment["id"])
     assert fetched == appointment  # what was returned is exactly what is read back
 
@@ -162,7 +90,8 @@ def test_a_patient_intake_does_not_know_may_not_book(scheduling, add_nurse, appo
 
 @pytest.mark.parametrize(("start_at", "reason"), [
     (lambda: a_bookable_start(time(10, 5)), "start_not_on_slot"),
-    (lambda: a_bookable_start(time(19, 0)), "outside_visit_hours"),
+    (lambda: a_bookable_start(time(7, 0)), "outside_visit_hours"),
+    (lambda: a_bookable_start(time(17, 30)), "ends_too_late"),
     (lambda: a_bookable_start(days_ahead=0, local_time=time(23, 45)), "too_soon"),
     (lambda: a_bookable_start(days_ahead=120), "too_far_ahead"),
 ])
@@ -212,12 +141,12 @@ def test_when_a_nurse_is_taken_the_next_licensed_nurse_gets_the_visit_then_none_
 @pytest.mark.parametrize(("second_start", "booked"), [
     (time(11, 0), False),   # during the first visit
     (time(12, 0), False),   # right after it: no time to travel
-    (time(13, 0), True),    # both half-hour travel buffers fit in between
+    (time(12, 15), True),   # the travel between the two addresses (the 15-minute minimum) fits in between
 ])
 def test_a_nurse_is_never_booked_into_overlapping_visits_or_their_travel_time(scheduling, register, add_nurse,
                                                                              appointments, second_start, booked):
     add_nurse("nur_kim", "CO")
-    book(scheduling, register(), a_bookable_start(time(10, 0)))  # 10:00 to 12:00, travelling 09:30 to 12:30
+    book(scheduling, register(), a_bookable_start(time(10, 0)))  # 10:00 to 12:00
 
     if booked:
         assert book(scheduling, register(), a_bookable_start(second_start), nurse_id="nur_kim")["nurse_id"] == "nur_kim"
@@ -315,14 +244,14 @@ def test_an_unknown_appointment_is_not_found(scheduling, register, add_nurse, ap
 
 
 @pytest.mark.parametrize(("nurse", "bad_field"), [
-    ({"id": "kim", "name": "Kim", "licensed_states": ["CO"]}, "id"),
-    ({"id": "nur_kim", "name": "Kim", "licensed_states": []}, "licensed_states"),
-    ({"id": "nur_kim", "name": "Kim", "licensed_states": ["Colorado"]}, "licensed_states"),
-    ({"id": "nur_kim", "name": {"$gt": ""}, "licensed_states": ["CO"]}, "name"),
+    ({"id": "kim"}, "id"),
+    ({"licences": []}, "licences"),
+    ({"licences": [{"state": "WU", "number": "RN-1", "expires_on": "2030-01-01"}]}, "licences"),
+    ({"name": {"$gt": ""}}, "name"),
 ])
 def test_a_nurse_with_a_bad_record_is_refused(scheduling, nurse, bad_field):
     with pytest.raises(InvalidInput) as refused:
-        call(scheduling, "add_nurse", nurse)
+        call(scheduling, "add_nurse", {"id": "nur_kim", **nurse_record("Kim"), **nurse})
     assert list(refused.value.details["errors"]) == [bad_field]
     assert call(scheduling, "list_nurses")["items"] == []
 
@@ -330,8 +259,8 @@ def test_a_nurse_with_a_bad_record_is_refused(scheduling, nurse, bad_field):
 def test_a_nurse_record_is_replaced_by_id(scheduling, add_nurse):
     add_nurse("nur_kim", "CO")
     add_nurse("nur_kim", "CO", "NY", active=False)
-    assert call(scheduling, "list_nurses")["items"] == [
-        {"id": "nur_kim", "name": "Kim", "licensed_states": ["CO", "NY"], "active": False}]
+    (kim,) = call(scheduling, "list_nurses")["items"]
+    assert (kim["id"], kim["licensed_states"], kim["active"]) == ("nur_kim", ["CO", "NY"], False)
 
 
 def test_nurses_are_listed_a_page_at_a_time_in_id_order(scheduling, add_nurse):

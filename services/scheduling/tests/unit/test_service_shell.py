@@ -1,5 +1,5 @@
-"""The scheduling shell in isolation: ``worker_factory`` replaces its neighbour (intake's RPC proxy) so each
-answer intake could give is tried; the store stays real (a fresh database), never a mock."""
+"""The scheduling shell in isolation: ``worker_factory`` replaces its neighbours (intake's and billing's RPC
+proxies) so each answer they could give is tried; the store stays real (a fresh database), never a mock."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -9,19 +9,29 @@ from nameko.testing.services import worker_factory
 from chassis.errors import RemoteDomainError
 from chassis.store import StoreSession, connect
 from services.scheduling.dependencies import create_indexes
-from services.scheduling.exceptions import PatientNotCleared, TimeNotBookable
+from services.scheduling.exceptions import (
+    AddressNotLocated,
+    OutsideServiceArea,
+    PatientNotCleared,
+    TimeNotBookable,
+    VisitNotPriced,
+)
 from services.scheduling.service import SchedulingService
+from services.scheduling.tests.examples import nurse_record
 
 CLEARED = {"patient_id": "pat_1", "eligible": True, "reasons": [], "rules_version": "r1", "state": "CO",
-           "time_zone": "America/Denver"}
+           "postal_code": "80202", "time_zone": "America/Denver"}
+QUOTE = {"quote_id": "quo_1", "currency": "usd", "lines": [], "discount_cents": 0, "total_cents": 60000,
+         "deposit_cents": 10000, "balance_cents": 50000, "cancellation_policy": "words", "catalogue_version": "c1"}
 
 
 @pytest.fixture
 def scheduling(mongo_uri, database_prefix):
     client, db = connect({"MONGO_URI": mongo_uri, "DATABASE_PREFIX": database_prefix}, "scheduling")
     create_indexes(db)
-    db.nurses.insert_one({"_id": "nur_kim", "name": "Kim", "licensed_states": ["CO"], "active": True})
-    service = worker_factory(SchedulingService, store=StoreSession(db, "scheduling", {"correlation_id": "c-1"}))
+    service = worker_factory(SchedulingService, store=StoreSession(db, "scheduling", {"correlation_id": "c-1"}),
+                             config={"HOLD_MINUTES": 10})
+    service.add_nurse({"id": "nur_kim", **nurse_record("Kim")})
     yield service
     client.close()
 
@@ -63,4 +73,33 @@ def test_a_start_outside_the_calendar_is_refused_after_asking_intake_for_the_tim
     too_soon = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0).isoformat()
     with pytest.raises(TimeNotBookable) as refused:
         scheduling.book_appointment({"patient_id": "pat_1", "visit_type": "iv-mood", "start_at": too_soon})
-    assert refused.value.details["reason"] in ("too_soon", "outside_visit_hours")
+    assert refused.value.details["reason"] in ("too_soon", "outside_visit_hours", "ends_too_late")
+
+
+@pytest.mark.parametrize(("postal_code", "error"), [("99999", AddressNotLocated), ("10001", OutsideServiceArea)])
+def test_an_address_no_nurse_serves_is_refused_with_the_reason_not_an_empty_list(scheduling, postal_code, error):
+    scheduling.intake.booking_eligibility.return_value = {**CLEARED, "postal_code": postal_code}
+    with pytest.raises(error):
+        scheduling.availability({"patient_id": "pat_1", "visit_type": "iv-mood",
+                                 "from": ten_am_denver_in(3)[:10], "to": ten_am_denver_in(4)[:10]})
+
+
+def test_a_hold_carries_billings_quote_and_is_asked_for_with_the_holds_id_and_expiry(scheduling):
+    scheduling.intake.booking_eligibility.return_value = CLEARED
+    scheduling.billing.quote.return_value = QUOTE
+    hold = scheduling.place_hold({"patient_id": "pat_1", "visit_type": "iv-mood", "start_at": ten_am_denver_in(5)})
+    (request,), _ = scheduling.billing.quote.call_args
+    assert request["hold_id"] == hold["id"] and request["expires_at"] == hold["expires_at"]
+    assert (hold["status"], hold["quote"], hold["appointment_id"]) == ("held", QUOTE, None)
+    stored = scheduling.store.db.appointments.find_one({"hold_id": hold["id"]})
+    assert [entry["event"]["payload"]["deposit_cents"] for entry in stored["outbox"]] == [10000]
+
+
+def test_a_visit_billing_cannot_price_is_not_held_and_nothing_is_claimed(scheduling):
+    scheduling.intake.booking_eligibility.return_value = CLEARED
+    scheduling.billing.quote.side_effect = RemoteDomainError("NotPriced", 422, "visit_type_not_priced",
+                                                             "no price for iv-mood", {})
+    with pytest.raises(VisitNotPriced) as refused:
+        scheduling.place_hold({"patient_id": "pat_1", "visit_type": "iv-mood", "start_at": ten_am_denver_in(5)})
+    assert refused.value.details["billing_code"] == "visit_type_not_priced"
+    assert scheduling.store.db.appointments.count_documents({}) == 0
