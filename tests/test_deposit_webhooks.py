@@ -1,21 +1,17 @@
 """A deposit finished by 3-D Secure, end to end: the real processes, the gateway's signed webhook route and the
 Stripe stand-in sending its events three times, newest first. The payment is recorded once, and the ledger
 sums to zero.
-
-Holds arrive with scheduling's issue; until then the hold's quote is asked of billing as scheduling will ask it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pymongo
 import requests
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from chassis.testing import wait_for
 from services.billing import ledger
-from tests.test_patient_journey import DANA
+from services.intake.walkthrough import clear_over_http
+from tests.test_patient_journey import DANA, next_week_at, nurse_record
 
 
 def test_a_3d_secure_deposit_is_recorded_once_from_webhooks_sent_three_times(platform, mongo_uri):
@@ -23,11 +19,14 @@ def test_a_3d_secure_deposit_is_recorded_once_from_webhooks_sent_three_times(pla
                                headers={"Idempotency-Key": "dana-3ds-signup"})
     patient_id = registered.json()["id"]
     dana = platform.token("patient", patient_id)
-    hold_id = f"hld_e2e_{patient_id}"
-    with ClusterRpcProxy({"AMQP_URI": platform.env["AMQP_URI"]}) as rpc:
-        quote = rpc.billing.quote({"patient_id": patient_id, "visit_type": "iv-mood", "hold_id": hold_id,
-                                   "postal_code": "80202",
-                                   "expires_at": (datetime.now(UTC) + timedelta(minutes=10)).isoformat()})
+    admin = platform.token("admin", "ops-1")
+    requests.put(f"{platform.url}/v1/nurses/nur_dara", headers=admin,
+                 json=nurse_record("Dara Quinn, RN", ["CO"])).raise_for_status()
+    clear_over_http(platform.url, patient_id, dana, admin)
+    held = requests.post(f"{platform.url}/v1/holds", headers=dana, json={
+        "patient_id": patient_id, "visit_type": "iv-mood", "start_at": next_week_at(18), "nurse_id": "nur_dara"})
+    assert held.status_code == 201, held.text
+    hold_id, quote = held.json()["id"], held.json()["quote"]
     stand_in = platform.env["STRIPE_API_BASE"]
     requests.post(f"{stand_in}/_config/double/webhooks", json={"duplicates": 3, "newest_first": True},
                   timeout=5).raise_for_status()
