@@ -96,8 +96,9 @@ def a_patient(n: int) -> dict[str, Any]:
             **VISIT_DETAILS}
 
 
-def clear(client: Client, journal: Journal, patient_id: str) -> bool:
-    """Screening, consent and an admin's approval, each step retried with its own key; False if one failed."""
+def clear(client: Client, journal: Journal, patient_id: str) -> str | None:
+    """Screening, consent and an admin's approval, each step retried with its own key: the consent's id, or
+    None if a step failed."""
     patient, admin = client.token("patient", patient_id), client.token("admin", "chaos-clinic")
     steps = [("POST", f"/v1/patients/{patient_id}/screenings", {"instrument": instrument, "answers": answers},
               patient) for instrument, answers in UNREMARKABLE_ANSWERS.items()]
@@ -106,7 +107,7 @@ def clear(client: Client, journal: Journal, patient_id: str) -> bool:
         if answer is None or answer.status_code != 201:
             table = "refused" if answer is not None else "unsettled"
             journal.count(table, f"screening {answer and answer.status_code}")
-            return False
+            return None
     document = client.send("GET", "/v1/consent-documents/current", headers=patient)
     signed = document is not None and document.ok and client.send(
         "POST", f"/v1/patients/{patient_id}/consents", {"document_version": document.json()["version"]},
@@ -114,11 +115,13 @@ def clear(client: Client, journal: Journal, patient_id: str) -> bool:
     reviews = signed and client.send("GET", "/v1/reviews", headers=admin, params={"patient_id": patient_id})
     if not reviews or not reviews.ok or not reviews.json()["items"]:
         journal.count("unsettled", "clearance before the review")
-        return False
+        return None
     review_id = reviews.json()["items"][0]["id"]
     decided = client.send("POST", f"/v1/reviews/{review_id}/decision", {"decision": "approve", "plan": STANDARD_PLAN},
                           headers=admin, idempotency_key=f"decide-{review_id}")
-    return decided is not None and decided.status_code in (200, 201, 409)  # 409: decided by an earlier attempt
+    if decided is None or decided.status_code not in (200, 201, 409):  # 409: decided by an earlier attempt
+        return None
+    return signed.json()["id"]
 
 
 def register_and_book(client: Client, journal: Journal) -> None:
@@ -134,7 +137,8 @@ def register_and_book(client: Client, journal: Journal) -> None:
         return
     patient_id = registered.json()["id"]
     journal.accept("registration", {"id": patient_id, "key": key})
-    if not clear(client, journal, patient_id):
+    consent_id = clear(client, journal, patient_id)
+    if consent_id is None:
         return
 
     day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 30))
@@ -149,6 +153,13 @@ def register_and_book(client: Client, journal: Journal) -> None:
         journal.accept("booking", {"id": booked.json()["id"], "key": key, "patient_id": patient_id})
     else:
         journal.count("refused", f"booking {booked.status_code} {booked.json().get('code')}")
+    if random.random() < 0.25:  # a patient withdraws consent: their future infusions must be cancelled
+        revoked = client.send("DELETE", f"/v1/patients/{patient_id}/consents/{consent_id}",
+                              headers=client.token("patient", patient_id), idempotency_key=f"revoke-{consent_id}")
+        if revoked is not None and revoked.ok:
+            journal.accept("consent revoked", {"patient_id": patient_id})
+        else:
+            journal.count("unsettled" if revoked is None else "refused", "consent revocation")
 
 
 def book_before_clearance(client: Client, journal: Journal) -> None:

@@ -93,6 +93,22 @@ def invoices_per_appointment(stores: Stores, journal: Journal, run: Any) -> Figu
                   f"{len(appointments)} appointments, {sum(invoices.values())} invoices")
 
 
+def future_infusions_left_after_consent_revoked(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """A patient who withdrew consent (and did not sign again) has every infusion after that moment cancelled."""
+    left, revoked_patients = [], 0
+    for patient in stores.intake.patients.find({"consents.revoked_at": {"$ne": None}}, {"consents": 1}):
+        consents = patient.get("consents", [])
+        if any(c.get("revoked_at") is None for c in consents):
+            continue  # consented again since
+        revoked_patients += 1
+        revoked_at = min(c["revoked_at"] for c in consents)
+        left += [a["_id"] for a in stores.scheduling.appointments.find(
+            {"patient_id": patient["_id"], "visit_type": {"$ne": "consult"}, "start_at": {"$gt": revoked_at},
+             "status": {"$ne": "cancelled"}}, {"_id": 1})]
+    return Figure("future infusions not cancelled after consent was revoked", len(left), 0,
+                  f"{revoked_patients} patients revoked consent")
+
+
 #: Messages recorded but not yet delivered (nor given up): none may be left once the platform has settled.
 UNDELIVERED = {"status": {"$in": ["pending", "sending"]}}
 
@@ -168,5 +184,6 @@ def bookings_of_patients_not_eligible_then(stores: Stores, journal: Journal, run
 INVARIANTS: list[Callable[[Stores, Journal, Any], Figure | list[Figure]]] = [
     accepted_registrations_lost, accepted_bookings_lost, appointments_per_booking_key, overlapping_visits,
     invoices_per_appointment, messages_per_event_channel_recipient, events_left_in_outboxes, dead_letters_vs_poison,
-    bookings_of_patients_not_eligible_then, messages_not_delivered, messages_received_vs_sent,
+    bookings_of_patients_not_eligible_then, future_infusions_left_after_consent_revoked,
+    messages_not_delivered, messages_received_vs_sent,
 ]
