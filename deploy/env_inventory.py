@@ -39,6 +39,8 @@ EMPTY_IS_NULL = {
     "JWT_PUBLIC_KEY": "null means no RS256 key (gateway/auth.py _pem), which is what an HS256 deployment wants",
     "SMTP_CA_FILE": "null means the system's CA bundle (services/notifications/channels.py SmtpSettings), which is "
                     "what a public e-mail provider needs",
+    "STRIPE_API_BASE": "null means Stripe's own API (services/billing/dependencies.py StripeAccount: `or None`), "
+                       "which is what production wants",
     "SMTP_USERNAME": "read raw (!raw_env_var): empty stays empty, no login, which staging's mail sink wants",
 }
 

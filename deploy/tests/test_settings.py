@@ -59,6 +59,9 @@ DELIBERATE = {
     "SMS_FROM": "the clinic's sending number; with none the provider refuses every text",
     "ON_CALL_EMAIL": "urgent reviews must also reach the on-call clinician, not only the reviewing one",
     "SMTP_CA_FILE": "empty, read as null, which the code takes as the default's none: the system's CA bundle",
+    "STRIPE_API_KEY": "a secret",
+    "STRIPE_WEBHOOK_SECRET": "a secret: the signing secret of the webhook endpoint registered at Stripe",
+    "STRIPE_API_BASE": "empty, read as null, which the code takes as Stripe itself (compose: the Stripe double)",
     "CLINICIAN_EMAILS": "'{}' is the default's empty map written so that it is not an empty variable (null)",
 }
 
