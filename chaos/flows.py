@@ -49,8 +49,9 @@ class Client:
     """One website or app session: requests to any of the gateways, retried with the same key."""
 
     def __init__(self, gateways: list[str], tokens: Callable[[str, str], str], deadline: float,
-                 give_up_after: float = 90) -> None:
+                 give_up_after: float = 90, stripe_base: str | None = None) -> None:
         self.gateways = gateways
+        self.stripe_base = stripe_base
         self.tokens = tokens
         self.deadline = deadline
         self.give_up_after = give_up_after
@@ -81,6 +82,20 @@ class Client:
             time.sleep(min(max(wait, 0.1), 3))
             pause = min(pause * 2, 3)
         return None
+
+    def pass_3d_secure(self, deposit: dict[str, Any]) -> bool:
+        """What Stripe.js does when the patient passes the card's challenge (at the Stripe stand-in)."""
+        for _ in range(5):
+            try:
+                answer = self.http.post(
+                    f"{self.stripe_base}/v1/payment_intents/{deposit['payment_intent_id']}/_authenticate", timeout=15,
+                    data={"client_secret": deposit["client_secret"], "success": "true", "key": "pk_test_chaos"})
+                if answer.ok:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        return False
 
 
 _numbers = itertools.count(1)
@@ -124,23 +139,29 @@ def clear(client: Client, journal: Journal, patient_id: str) -> str | None:
     return signed.json()["id"]
 
 
-def register_and_book(client: Client, journal: Journal) -> None:
-    """A patient signs up, is screened and cleared, then books a home visit at a popular time (bookings collide)."""
+def sign_up_and_clear(client: Client, journal: Journal) -> tuple[str, str] | None:
+    """A patient signs up and is screened, consents and is approved: (patient id, consent id), or None."""
     n = next(_numbers)
     key = f"register-{uuid.uuid4().hex}"
     registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=key)
     if registered is None:
         journal.count("unsettled", "registration")
-        return
+        return None
     if registered.status_code != 201:
         journal.count("refused", f"registration {registered.status_code}")
-        return
+        return None
     patient_id = registered.json()["id"]
     journal.accept("registration", {"id": patient_id, "key": key})
     consent_id = clear(client, journal, patient_id)
-    if consent_id is None:
-        return
+    return None if consent_id is None else (patient_id, consent_id)
 
+
+def register_and_book(client: Client, journal: Journal) -> None:
+    """A patient signs up, is screened and cleared, then books a home visit at a popular time (bookings collide)."""
+    cleared = sign_up_and_clear(client, journal)
+    if cleared is None:
+        return
+    patient_id, consent_id = cleared
     day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 30))
     start_at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=random.choice([17, 18, 19, 20]))
     booking = {"patient_id": patient_id, "visit_type": "iv-mood", "start_at": start_at.isoformat()}
@@ -182,5 +203,141 @@ def book_before_clearance(client: Client, journal: Journal) -> None:
         journal.count("refused", f"uncleared booking {booked.status_code} {booked.json().get('code')}")
 
 
+GOOD_VITALS = {"systolic": 124, "diastolic": 80, "heart_rate": 72, "spo2": 98}
+PRE_CHECKS = {"fasting_hours": 6, "escort_present": True, "consent_reconfirmed": True, "pregnancy_possible": False,
+              "weight_kg": 70, "baseline": GOOD_VITALS}
+
+
+def until(seconds: float, answer: Callable[[], Any]) -> Any:
+    """The first truthy ``answer()`` within ``seconds`` (None after that)."""
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        found = answer()
+        if found:
+            return found
+        time.sleep(0.5)
+    return None
+
+
+def free_start(client: Client, patient_id: str, days_ahead: int) -> str | None:
+    """A start time the availability search offers the patient on one local date (picked at random)."""
+    day = (datetime.now(UTC).date() + timedelta(days=days_ahead)).isoformat()
+    answer = client.send("GET", "/v1/availability", headers=client.token("patient", patient_id),
+                         params={"patient_id": patient_id, "visit_type": "iv-mood", "from": day, "to": day})
+    slots = answer.json()["slots"] if answer is not None and answer.ok else []
+    return random.choice(slots)["start_at"] if slots else None
+
+
+def settled(journal: Journal, what: str, answer: requests.Response | None, *ok: int) -> bool:
+    """Whether the answer is one of ``ok``; otherwise it is counted as refused (with its code) or unsettled."""
+    if answer is not None and answer.status_code in ok:
+        return True
+    if answer is None:
+        journal.count("unsettled", what)
+    else:
+        journal.count("refused", f"{what} {answer.status_code} {problem_code(answer)}")
+    return False
+
+
+def problem_code(answer: requests.Response) -> str | None:
+    try:
+        return answer.json().get("code")
+    except ValueError:
+        return None
+
+
+def hold_pay_and_see_it_through(client: Client, journal: Journal) -> None:
+    """A cleared patient finds a free time, holds it and pays the deposit (now and then through 3-D Secure,
+    finished as Stripe.js finishes it: the payment then reaches billing only by webhook). Once the hold is
+    booked the visit is moved, cancelled, or given: the nurse records every step up to the discharge (billing
+    then charges the balance off-session), or aborts at the pre-dose checks (the patient had eaten)."""
+    cleared = sign_up_and_clear(client, journal)
+    if cleared is None:
+        return
+    patient_id, _ = cleared
+    patient = client.token("patient", patient_id)
+    start_at = free_start(client, patient_id, random.randint(3, 30))
+    if start_at is None:
+        journal.count("refused", "hold: no free time offered")
+        return
+    held = client.send("POST", "/v1/holds", {"patient_id": patient_id, "visit_type": "iv-mood", "start_at": start_at},
+                       headers=patient, idempotency_key=f"hold-{patient_id}")
+    if not settled(journal, "hold", held, 201):
+        return
+    hold = held.json()
+    journal.accept("hold", {"id": hold["id"], "patient_id": patient_id})
+    card = "pm_card_threeDSecure2Required" if random.random() < 0.2 else "pm_card_visa"
+    paid = client.send("POST", f"/v1/holds/{hold['id']}/deposit", {"payment_method_id": card}, headers=patient,
+                       idempotency_key=f"deposit-{hold['id']}")
+    if not settled(journal, "deposit", paid, 200):
+        return
+    deposit = paid.json()
+    if deposit["status"] == "requires_action" and not client.pass_3d_secure(deposit):
+        journal.count("unsettled", "3-D Secure challenge")
+        return
+    journal.accept("deposit", {"hold_id": hold["id"], "patient_id": patient_id, "card": card})
+
+    def hold_settled() -> dict[str, Any] | None:
+        shown = client.send("GET", f"/v1/holds/{hold['id']}", headers=patient)
+        found = shown.json() if shown is not None and shown.ok else {}
+        return found if found.get("status") in ("booked", "failed") else None
+
+    booked = until(60, hold_settled)
+    if booked is None or booked["status"] != "booked":
+        journal.count("unsettled" if booked is None else "refused", f"paid hold {booked and booked['status']}")
+        return
+    appointment_id = booked["appointment_id"]
+    journal.accept("paid booking", {"id": appointment_id, "hold_id": hold["id"], "patient_id": patient_id})
+    then = random.choices([reschedule, cancel, visit, visit_aborted], weights=[3, 2, 4, 1])[0]
+    then(client, journal, patient_id, booked)
+
+
+def reschedule(client: Client, journal: Journal, patient_id: str, booked: dict[str, Any]) -> None:
+    start_at = free_start(client, patient_id, random.randint(3, 30))
+    if start_at is None:
+        journal.count("refused", "reschedule: no free time offered")
+        return
+    moved = client.send("POST", f"/v1/appointments/{booked['appointment_id']}/reschedule", {"start_at": start_at},
+                        headers=client.token("patient", patient_id), idempotency_key=f"move-{uuid.uuid4().hex}")
+    if settled(journal, "reschedule", moved, 200):
+        journal.accept("reschedule", {"id": booked["appointment_id"], "start_at": start_at})
+
+
+def cancel(client: Client, journal: Journal, patient_id: str, booked: dict[str, Any]) -> None:
+    cancelled = client.send("POST", f"/v1/appointments/{booked['appointment_id']}/cancel",
+                            {"reason": "plans changed"}, headers=client.token("patient", patient_id),
+                            idempotency_key=f"cancel-{booked['appointment_id']}")
+    if settled(journal, "cancellation", cancelled, 200):
+        journal.accept("cancellation", {"id": booked["appointment_id"]})
+
+
+def visit(client: Client, journal: Journal, patient_id: str, booked: dict[str, Any], abort: bool = False) -> None:
+    """The assigned nurse records the visit step by step, each request retried with its own key."""
+    nurse = client.token("nurse", booked["nurse_id"])
+    now = datetime.now(UTC)
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("en_route", {"arrival_from": now.isoformat(), "arrival_to": (now + timedelta(minutes=30)).isoformat()}),
+        ("arrived", {}), ("pre_checks", {"pre_checks": {**PRE_CHECKS, "fasting_hours": 2 if abort else 6}})]
+    if not abort:
+        steps += [("started", {}), ("completed", {"infusion_minutes": random.choice([40, 45, 55])}),
+                  ("discharged", {"escort_present": True, "post_care_instructions_given": True})]
+    for step, fields in steps:
+        answer = client.send("POST", f"/v1/visits/{booked['appointment_id']}/events", {"step": step, **fields},
+                             headers=nurse, idempotency_key=f"visit-{booked['appointment_id']}-{step}")
+        if answer is not None and answer.status_code == 409 and problem_code(answer) == "illegal_visit_step":
+            # the visit is past this step already: an earlier try of this very request was recorded, its
+            # answer lost, and the key's lease ran out before the retry (the nurse's app reloads and goes on)
+            journal.count("refused", f"visit step {step} 409 (already recorded)")
+            continue
+        if not settled(journal, f"visit step {step}", answer, 200):
+            return
+    journal.accept("visit aborted" if abort else "visit given", {"id": booked["appointment_id"]})
+
+
+def visit_aborted(client: Client, journal: Journal, patient_id: str, booked: dict[str, Any]) -> None:
+    visit(client, journal, patient_id, booked, abort=True)
+
+
 #: Every flow the load runs; the service issues add theirs (holds and deposits, visits, reminders, ...).
-FLOWS: list[Callable[[Client, Journal], None]] = [register_and_book, register_and_book, book_before_clearance]
+FLOWS: list[Callable[[Client, Journal], None]] = [register_and_book, hold_pay_and_see_it_through,
+                                                  hold_pay_and_see_it_through, book_before_clearance]

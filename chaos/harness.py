@@ -11,7 +11,10 @@ gateways. Load workers run the client flows (``chaos.flows``) through the gatewa
   memory alarm blocks every publisher for a few seconds;
 - the store process is restarted once;
 - a few poison events (that no handler can ever read) are put in handler queues;
-- the SMS provider double answers 503 for a while, and the mail server is down for a few seconds.
+- the SMS provider double answers 503 for a while, and the mail server is down for a few seconds;
+- the Stripe stand-in loses the answers of a few charges it made, hangs past billing's timeout on one, and
+  fails a few with a 500; it sends every webhook twice, newest first, to both gateways, and again when a
+  gateway does not take it.
 
 When the load stops it waits for the platform to settle (outboxes and queues empty), reads the stores and
 prints each invariant (``chaos.invariants``) as a figure against its target. The exit status is non-zero
@@ -37,7 +40,7 @@ import requests
 from kombu import Connection, Exchange
 
 from chaos.flows import FLOWS, Client, Journal
-from chaos.invariants import INVARIANTS, UNDELIVERED, Figure, Stores
+from chaos.invariants import INVARIANTS, UNDELIVERED, Figure, Stores, reminders_due
 from chassis.clock import isoformat, utcnow
 from chassis.dlq import DeadLetter, DeadLetterQueue
 from deploy.broker_node import BrokerNode
@@ -60,7 +63,10 @@ SETTINGS = {
     "QUIET_HOURS": "off", "ON_CALL_EMAIL": "on-call@clinic.example.com", "SMTP_SECURITY": "none",
     "SMS_ACCOUNT_SID": "AC_chaos", "SMS_AUTH_TOKEN": "chaos", "SMS_FROM": "+13035550000",
     "DELIVERY_FIRST_RETRY_SECONDS": "1", "DELIVERY_LONGEST_RETRY_SECONDS": "10", "DELIVERY_MAX_ATTEMPTS": "30",
+    "STRIPE_TIMEOUT_SECONDS": "3",
 }
+#: What the Stripe stand-in is told to do to billing's calls now and then: (kind, times, seconds).
+STRIPE_FAULTS = (("lose_answer", 2, 0), ("hang", 1, 5), ("error", 2, 0))
 
 
 def say(message: str) -> None:
@@ -122,13 +128,17 @@ class ChaosRun:
         return self._report(figures)
 
     def _start_outboxes(self) -> None:
-        """The mail server and the SMS provider double, keeping what they receive as files to count."""
+        """The mail server, the SMS provider double (keeping what they receive as files to count) and the Stripe
+        stand-in (sending every webhook twice, newest first)."""
         self.mail_port = free_port()
         self._start_mail()
         self.sms_url = self.platform.start_helper("sms", [
             "services.notifications.sms_double", "--port", str(free_port()), "--directory", str(self.work_dir / "sms"),
             "--account-sid", SETTINGS["SMS_ACCOUNT_SID"], "--auth-token", SETTINGS["SMS_AUTH_TOKEN"]])
         self.platform.env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(self.mail_port), SMS_API_BASE=self.sms_url)
+        self.stripe_base = self.platform.start_stripe_double(free_port())
+        requests.post(f"{self.stripe_base}/_config/double/webhooks", json={"duplicates": 2, "newest_first": True},
+                      timeout=5).raise_for_status()
 
     def _start_mail(self) -> None:
         self.platform.start_helper("mail", ["services.notifications.mail_sink", "--port", str(self.mail_port),
@@ -152,6 +162,10 @@ class ChaosRun:
                 raise ProcessExited(f"the platform did not become ready; see {self.work_dir / 'logs'}")
             time.sleep(0.5)
         say(f"{len(self.specs)} processes ready ({', '.join(self.specs)})")
+        for n, gateway in enumerate(self.gateways, 1):  # Stripe's webhooks reach either gateway
+            requests.post(f"{self.stripe_base}/_config/webhooks/gateway-{n}", timeout=5, data={
+                "url": f"{gateway}/v1/webhooks/stripe", "secret": self.platform.env["STRIPE_WEBHOOK_SECRET"],
+            }).raise_for_status()
 
     @staticmethod
     def _ready(gateway: str) -> bool:
@@ -201,7 +215,7 @@ class ChaosRun:
     # --- load and faults -------------------------------------------------------------------------------
 
     def _load(self, ends: float) -> None:
-        client = Client(self.gateways, self.token, deadline=ends)
+        client = Client(self.gateways, self.token, deadline=ends, stripe_base=self.stripe_base)
         while time.monotonic() < ends:
             flow = self.random.choice(FLOWS)
             try:
@@ -232,9 +246,10 @@ class ChaosRun:
 
     def _one_off_faults(self, ends: float) -> None:
         start = ends - self.seconds
-        plan = [(0.15, self._poison), (0.25, self._restart_broker), (0.35, self._sms_provider_failing),
-                (0.4, self._close_connections), (0.5, self._poison), (0.55, self._memory_alarm),
-                (0.65, self._mail_server_down), (0.7, self._restart_store), (0.8, self._poison)]
+        plan = [(0.15, self._poison), (0.2, self._stripe_failing), (0.25, self._restart_broker),
+                (0.35, self._sms_provider_failing), (0.4, self._close_connections), (0.5, self._poison),
+                (0.55, self._memory_alarm), (0.6, self._stripe_failing), (0.65, self._mail_server_down),
+                (0.7, self._restart_store), (0.8, self._poison)]
         for fraction, fault in plan:
             while time.monotonic() < start + fraction * self.seconds:
                 if self.stopping.is_set():
@@ -288,6 +303,14 @@ class ChaosRun:
         self._start_mail()
         self.faults.append("mail server down for 5 s")
 
+    def _stripe_failing(self) -> None:
+        say("fault: Stripe loses the answers of charges it made, hangs past the timeout, answers 500")
+        for kind, times, seconds in STRIPE_FAULTS:
+            requests.post(f"{self.stripe_base}/_config/double/faults", timeout=5, json={
+                "method": "POST", "path": "/v1/payment_intents", "kind": kind, "times": times, "seconds": seconds,
+            }).raise_for_status()
+        self.faults.append("Stripe losing answers, hanging and failing")
+
     def _poison(self) -> None:
         """An event no handler can ever read (a version nobody knows), straight into a handler's queue."""
         queue = POISON_QUEUES[self.poison_injected % len(POISON_QUEUES)]
@@ -317,6 +340,7 @@ class ChaosRun:
                 for name in db.list_collection_names():
                     waiting += db[name].count_documents({"outbox.0": {"$exists": True}})
             waiting += client["chaos_notifications"].messages.count_documents(UNDELIVERED)
+            waiting += client["chaos_notifications"].reminders.count_documents(reminders_due())
         finally:
             client.close()
         return waiting

@@ -11,9 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from pymongo.database import Database
 
 from chaos.flows import Journal
+from chassis.clock import utcnow
+from services.billing import exports, ledger
+from services.billing.payments import Payments
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,18 @@ def accepted_registrations_lost(stores: Stores, journal: Journal, run: Any) -> F
                   f"{len(accepted)} accepted, {len(stored)} stored")
 
 
+#: Appointments that were booked (directly, or from a paid hold); holds never booked have no ``booked_at``.
+BOOKED = {"booked_at": {"$exists": True}}
+#: Claims that hold a nurse's and a patient's time: live holds and booked visits, under way or given.
+LIVE = ["held", "booked", "in_progress", "completed", "discharged"]
+
+
 def accepted_bookings_lost(stores: Stores, journal: Journal, run: Any) -> Figure:
-    accepted = journal.accepted.get("booking", [])
-    stored = {a["_id"] for a in stores.scheduling.appointments.find({}, {"_id": 1})}
+    accepted = journal.accepted.get("booking", []) + journal.accepted.get("paid booking", [])
+    stored = {a["_id"] for a in stores.scheduling.appointments.find(BOOKED, {"_id": 1})}
     lost = [b["id"] for b in accepted if b["id"] not in stored]
     return Figure("bookings accepted but not stored (lost)", len(lost), 0,
-                  f"{len(accepted)} accepted, {len(stored)} stored")
+                  f"{len(accepted)} accepted (direct and from paid holds), {len(stored)} stored")
 
 
 def appointments_per_booking_key(stores: Stores, journal: Journal, run: Any) -> Figure:
@@ -79,14 +89,14 @@ def _overlaps(appointments: list[dict[str, Any]], owner: str) -> int:
 
 
 def overlapping_visits(stores: Stores, journal: Journal, run: Any) -> list[Figure]:
-    booked = list(stores.scheduling.appointments.find({"status": {"$in": ["booked", "rescheduled"]}},
-                                                      {"nurse_id": 1, "patient_id": 1, "start_at": 1, "end_at": 1}))
-    return [Figure("overlapping visits of one nurse", _overlaps(booked, "nurse_id"), 0),
-            Figure("overlapping visits of one patient", _overlaps(booked, "patient_id"), 0)]
+    live = list(stores.scheduling.appointments.find({"status": {"$in": LIVE}},
+                                                    {"nurse_id": 1, "patient_id": 1, "start_at": 1, "end_at": 1}))
+    return [Figure("overlapping holds or visits of one nurse", _overlaps(live, "nurse_id"), 0),
+            Figure("overlapping holds or visits of one patient", _overlaps(live, "patient_id"), 0)]
 
 
 def invoices_per_appointment(stores: Stores, journal: Journal, run: Any) -> Figure:
-    appointments = [a["_id"] for a in stores.scheduling.appointments.find({}, {"_id": 1})]
+    appointments = [a["_id"] for a in stores.scheduling.appointments.find(BOOKED, {"_id": 1})]
     invoices = Counter(i["appointment_id"] for i in stores.billing.invoices.find({}, {"appointment_id": 1}))
     wrong = [a for a in appointments if invoices.get(a, 0) != 1]
     return Figure("appointments without exactly one invoice", len(wrong), 0,
@@ -104,7 +114,7 @@ def future_infusions_left_after_consent_revoked(stores: Stores, journal: Journal
         revoked_at = min(c["revoked_at"] for c in consents)
         left += [a["_id"] for a in stores.scheduling.appointments.find(
             {"patient_id": patient["_id"], "visit_type": {"$ne": "consult"}, "start_at": {"$gt": revoked_at},
-             "status": {"$ne": "cancelled"}}, {"_id": 1})]
+             "status": {"$in": LIVE}}, {"_id": 1})]
     return Figure("future infusions not cancelled after consent was revoked", len(left), 0,
                   f"{revoked_patients} patients revoked consent")
 
@@ -165,7 +175,7 @@ def bookings_of_patients_not_eligible_then(stores: Stores, journal: Journal, run
     """Every infusion booked was booked after a clinician's approval and under a consent standing at that
     moment (a free consultation needs neither)."""
     wrong = []
-    appointments = list(stores.scheduling.appointments.find({"visit_type": {"$ne": "consult"}},
+    appointments = list(stores.scheduling.appointments.find({"visit_type": {"$ne": "consult"}, **BOOKED},
                                                            {"patient_id": 1, "booked_at": 1}))
     for appointment in appointments:
         booked_at = appointment["booked_at"]
@@ -181,9 +191,116 @@ def bookings_of_patients_not_eligible_then(stores: Stores, journal: Journal, run
                   f"{len(journal.accepted.get('booking before clearance', []))} accepted before clearance")
 
 
+def reminders_due() -> dict[str, Any]:
+    """Reminders whose moment has come that are neither settled (sent, skipped, dropped) nor left to wait."""
+    return {"$or": [{"status": "planned", "due_at": {"$lte": utcnow()}}, {"status": "firing"}]}
+
+
+def reminders_not_fired(stores: Stores, journal: Journal, run: Any) -> Figure:
+    statuses = Counter(r["status"] for r in stores.notifications.reminders.find({}, {"status": 1}))
+    return Figure("reminders due but not fired (lost)", stores.notifications.reminders.count_documents(reminders_due()),
+                  0, ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())))
+
+
+def paid_holds_neither_booked_nor_refunded(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """Every deposit paid ends in a booked visit (the deposit then counts towards its invoice) or is refunded in
+    full (a hold that lapsed and whose time was taken meanwhile: ``booking.failed``)."""
+    deposits = list(stores.billing.journal.find({"kind": "deposit"}, {"outbox": 0}))
+    wrong, refunded = [], 0
+    for deposit in deposits:
+        hold = stores.scheduling.appointments.find_one({"hold_id": deposit["hold_id"]}, {"booked_at": 1}) or {}
+        if hold.get("booked_at"):
+            continue
+        paid = -ledger.total([deposit], "deposits_held")
+        refunds = list(stores.billing.journal.find({"kind": "refund", "hold_id": deposit["hold_id"]}, {"outbox": 0}))
+        if -ledger.total(refunds, "cash_at_stripe") == paid:
+            refunded += 1
+        else:
+            wrong.append(deposit["hold_id"])
+    return Figure("paid holds neither booked nor refunded in full", len(wrong), 0,
+                  f"{len(deposits)} deposits paid, {refunded} refunded in full")
+
+
+def visit_steps_recorded_twice(stores: Stores, journal: Journal, run: Any) -> Figure:
+    twice, visits = 0, 0
+    for appointment in stores.scheduling.appointments.find({"visit.steps.0": {"$exists": True}}, {"visit.steps": 1}):
+        visits += 1
+        steps = Counter(step["step"] for step in appointment["visit"]["steps"])
+        twice += sum(count - 1 for count in steps.values() if count > 1)
+    return Figure("visit steps recorded twice", twice, 0, f"{visits} visits recorded, "
+                  f"{len(journal.accepted.get('visit given', []))} given and "
+                  f"{len(journal.accepted.get('visit aborted', []))} aborted by the load")
+
+
+def given_visits_not_charged(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """After a visit was given its balance is charged (the invoice settled) or its failure recorded."""
+    given = [a["_id"] for a in stores.scheduling.appointments.find({"status": {"$in": ["completed", "discharged"]}},
+                                                                   {"_id": 1})]
+    invoices = {i["appointment_id"]: i for i in stores.billing.invoices.find(
+        {"appointment_id": {"$in": given}}, {"appointment_id": 1, "status": 1, "balance_failure": 1})}
+    wrong = [a for a in given if a not in invoices or not (
+        invoices[a]["status"] == "settled" or invoices[a].get("balance_failure"))]
+    failed = sum(1 for i in invoices.values() if i["status"] != "settled" and i.get("balance_failure"))
+    return Figure("visits given whose balance was neither charged nor reported failed", len(wrong), 0,
+                  f"{len(given)} visits given; {failed} balances declined off-session (payment.failed)")
+
+
+def ledger_not_balancing(stores: Stores, journal: Journal, run: Any) -> Figure:
+    entries = list(stores.billing.journal.find({}, {"outbox": 0}))
+    found = ledger.problems(entries)
+    return Figure("journal entries (or the whole ledger) not summing to zero", len(found), 0,
+                  f"{len(entries)} entries" + (f"; {found[:3]}" if found else ""))
+
+
+def _stripe_list(run: Any, kind: str) -> list[dict[str, Any]]:
+    """Every object of a kind at the Stripe stand-in, page by page."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        page = requests.get(f"{run.stripe_base}/v1/{kind}", params=params, timeout=30,
+                            headers={"Authorization": f"Bearer {run.platform.env['STRIPE_API_KEY']}"}).json()
+        found += page["data"]
+        if not page.get("has_more") or not page["data"]:
+            return found
+        params["starting_after"] = page["data"][-1]["id"]
+
+
+def charges_per_business_operation(stores: Stores, journal: Journal, run: Any) -> list[Figure]:
+    """At Stripe (the stand-in's own records): each business operation (a hold's deposit, an appointment's
+    balance, a package) charged successfully at most once, and each refund operation refunded at most once."""
+    intents = {pi["id"]: pi.get("metadata") or {} for pi in _stripe_list(run, "payment_intents")}
+    charged: Counter[tuple[str, str]] = Counter()
+    for charge in _stripe_list(run, "charges"):
+        if charge.get("status") == "succeeded" and charge.get("payment_intent") in intents:
+            about = intents[charge["payment_intent"]]
+            charged[(about.get("kind", "?"), about.get("hold_id") or about.get("appointment_id")
+                     or about.get("purchase_id") or charge["payment_intent"])] += 1
+    refunds = Counter((refund.get("metadata") or {}).get("refund_key", refund["id"])
+                      for refund in _stripe_list(run, "refunds") if refund.get("status") == "succeeded")
+    kinds = Counter(kind for kind, _ in charged)
+    return [Figure("most successful charges for one business operation", max(charged.values(), default=1), 1,
+                   ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) + " operations charged"),
+            Figure("most refunds for one refund operation", max(refunds.values(), default=1), 1,
+                   f"{sum(refunds.values())} refunds")]
+
+
+def ledger_vs_stripe(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """``infusion reconcile`` over the whole run: the ledger's charges and refunds against Stripe's balance
+    transactions (missing on either side, amount, fee)."""
+    movements = exports.ledger_movements(stores.billing.journal.find(
+        {"kind": {"$in": ["deposit", "balance", "refund"]}}, {"outbox": 0}))
+    transactions = Payments(run.platform.env["STRIPE_API_KEY"], run.stripe_base).balance_transactions(0, 2**31)
+    differences = exports.reconcile(movements, transactions)
+    problems = Counter(difference["problem"] for difference in differences)
+    return Figure("differences between the ledger and Stripe's balance transactions", len(differences), 0,
+                  f"{len(transactions)} balance transactions" + (f"; {dict(problems)}" if problems else ""))
+
+
 INVARIANTS: list[Callable[[Stores, Journal, Any], Figure | list[Figure]]] = [
     accepted_registrations_lost, accepted_bookings_lost, appointments_per_booking_key, overlapping_visits,
     invoices_per_appointment, messages_per_event_channel_recipient, events_left_in_outboxes, dead_letters_vs_poison,
     bookings_of_patients_not_eligible_then, future_infusions_left_after_consent_revoked,
-    messages_not_delivered, messages_received_vs_sent,
+    messages_not_delivered, messages_received_vs_sent, reminders_not_fired,
+    paid_holds_neither_booked_nor_refunded, visit_steps_recorded_twice, given_visits_not_charged,
+    ledger_not_balancing, charges_per_business_operation, ledger_vs_stripe,
 ]

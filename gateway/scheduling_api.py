@@ -280,7 +280,7 @@ RECORD_VISIT_STEP = Route(
     "POST", "/v1/visits/{visit_id}/events", "recordVisitStep",
     "The assigned nurse records the visit's next step (the visit id is the appointment id); illegal orders are 409s",
     "visits", roles=("nurse", "admin"), request_schema=VisitStepSchema, response_schema=VisitSchema,
-    errors=(404, 409, 422, *UPSTREAM), phi_resource="visit", phi_action="update")
+    errors=(404, 409, 422, *UPSTREAM), phi_resource="visit", phi_action="update", idempotent=True)
 RECORD_VITALS = Route(
     "POST", "/v1/visits/{visit_id}/vitals", "recordVitals",
     "Vitals during the visit: flagged outside the clinic's limits, refused outside any physiological range",

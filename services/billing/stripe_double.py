@@ -13,7 +13,8 @@ localstripe does not do:
   client's timeout (the request is carried out late), or a request carried out whose answer is lost (the
   connection is dropped after the work is done).
 - **Webhook delivery as Stripe may do it** (``POST /_config/double/webhooks``): each event delivered several times,
-  and a burst of events delivered newest first. Targets are registered as localstripe does
+  a burst of events delivered newest first, and a delivery the endpoint did not take (no 2xx, no answer) tried
+  again with growing waits, as Stripe retries. Targets are registered as localstripe does
   (``POST /_config/webhooks/{id}`` with ``url`` and ``secret``); payloads are signed as Stripe signs them.
 - **PaymentIntent parameters localstripe refuses**: ``setup_future_usage`` (the card is attached to the customer,
   so a card Stripe declines on saving is declined here too), confirming with a (new) ``payment_method`` after a
@@ -71,7 +72,7 @@ _IDEMPOTENCY = "double-idempotency:"
 _CONFIRM = re.compile(r"^/v1/payment_intents/(?P<id>pi_\w+)/confirm$")
 _in_flight: set[str] = set()
 _faults: list[dict[str, Any]] = []
-_delivery = {"duplicates": 1, "newest_first": False, "batch_seconds": 0.2}
+_delivery = {"duplicates": 1, "newest_first": False, "batch_seconds": 0.2, "retries": 8, "retry_seconds": 1.0}
 _pending_events: list[Event] = []
 
 
@@ -306,19 +307,41 @@ async def _deliver(session: aiohttp.ClientSession, event: Event) -> None:
     for target in list(webhooks._webhooks.values()):
         if target.events is not None and event.type not in target.events:
             continue
-        headers = {"Content-Type": "application/json; charset=utf-8",
-                   "Stripe-Signature": signed(target.secret, int(time.time()), payload)}
-        try:
-            async with session.post(target.url, data=payload, headers=headers) as answer:
-                log.info("webhook %s %s -> %s", event.type, event.id, answer.status)
-        except aiohttp.ClientError as error:
-            log.info("webhook %s %s failed: %s", event.type, event.id, error)
+        if not await _post(session, target, event, payload):
+            asyncio.ensure_future(_redeliver(target, event, payload))
+
+
+async def _post(session: aiohttp.ClientSession, target: Any, event: Event, payload: bytes) -> bool:
+    """One delivery, signed as Stripe signs it; whether the endpoint took it (a 2xx)."""
+    headers = {"Content-Type": "application/json; charset=utf-8",
+               "Stripe-Signature": signed(target.secret, int(time.time()), payload)}
+    try:
+        async with session.post(target.url, data=payload, headers=headers,
+                                timeout=aiohttp.ClientTimeout(total=30)) as answer:
+            log.info("webhook %s %s -> %s", event.type, event.id, answer.status)
+            return 200 <= answer.status < 300
+    except (TimeoutError, aiohttp.ClientError) as error:
+        log.info("webhook %s %s failed: %s", event.type, event.id, error)
+        return False
+
+
+async def _redeliver(target: Any, event: Event, payload: bytes) -> None:
+    """As Stripe does with an endpoint that did not answer 2xx: again, with growing waits (Stripe's own go on for
+    three days; here ``retry_seconds``, doubling up to a minute, ``retries`` times)."""
+    wait = float(_delivery["retry_seconds"])
+    async with aiohttp.ClientSession() as session:
+        for _ in range(int(_delivery["retries"])):
+            await asyncio.sleep(wait)
+            if await _post(session, target, event, payload):
+                return
+            wait = min(wait * 2, 60)
+    log.warning("webhook %s %s given up for %s", event.type, event.id, target.url)
 
 
 async def configure_webhooks(request: web.Request) -> web.Response:
-    """``{"duplicates": 3, "newest_first": true, "batch_seconds": 0.5}``."""
+    """``{"duplicates": 3, "newest_first": true, "batch_seconds": 0.5, "retries": 8, "retry_seconds": 1}``."""
     settings = await request.json()
-    for name in ("duplicates", "newest_first", "batch_seconds"):
+    for name in _delivery:
         if name in settings:
             _delivery[name] = settings[name]
     return web.json_response(_delivery)

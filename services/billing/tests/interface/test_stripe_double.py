@@ -1,7 +1,8 @@
 """The Stripe stand-in answers the calls billing makes as Stripe does, through the official ``stripe`` library:
 the first answer kept per idempotency key, a lost answer or a hang followed by a retry charging once, 3-D Secure
 and declines, off-session charges on a saved card, refunds and balance transactions, and webhooks signed as
-Stripe signs them, delivered several times and newest first when asked."""
+Stripe signs them, delivered several times and newest first when asked, and again while the endpoint does not
+take them."""
 
 import threading
 import time
@@ -94,9 +95,15 @@ def test_a_refund_is_a_negative_balance_transaction(stripe_client, customer):
 
 class Receiver(BaseHTTPRequestHandler):
     received: list = []
+    refuse_next = 0  # answer 503 to that many deliveries (an endpoint down for a while)
 
     def do_POST(self):  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if Receiver.refuse_next > 0:
+            Receiver.refuse_next -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
         event = stripe.Webhook.construct_event(body, self.headers["Stripe-Signature"], "whsec_test")
         about = event.data.object.to_dict()
         Receiver.received.append((event.id, event.type, about.get("payment_intent") or about["id"]))
@@ -112,6 +119,7 @@ def webhook_receiver(stripe_control):
     server = HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Receiver.received = []
+    Receiver.refuse_next = 0
     stripe_control("webhooks/test", {"url": f"http://127.0.0.1:{server.server_port}/", "secret": "whsec_test"})
     yield Receiver.received
     server.shutdown()
@@ -129,6 +137,17 @@ def test_webhooks_are_signed_and_can_arrive_three_times_newest_first(stripe_clie
     wait_for(lambda: len(ours()) == 6)
     assert [kind for _, kind in ours()] == ["charge.refunded"] * 3 + ["payment_intent.succeeded"] * 3
     assert len({event_id for event_id, _ in ours()}) == 2
+
+
+def test_a_webhook_the_endpoint_did_not_take_is_delivered_again_later(stripe_client, stripe_control, customer,
+                                                                      webhook_receiver):
+    stripe_control("double/webhooks", {"retry_seconds": 0.3})
+    Receiver.refuse_next = 2  # the endpoint is down for the first delivery and the first retry
+    paid = deposit(stripe_client, customer)
+
+    delivered = wait_for(lambda: [kind for _, kind, about in webhook_receiver if about == paid.id], timeout=15)
+    assert delivered == ["payment_intent.succeeded"]
+    assert Receiver.refuse_next == 0
 
 
 def test_one_payment_intent_per_hold_confirmed_again_with_another_card_after_a_decline(stripe_client, customer):
