@@ -20,8 +20,8 @@ def stripe_control(stripe_double):
     session = requests.Session()
     yield lambda path, body: session.post(f"{stripe_double}/_config/{path}", json=body, timeout=5).raise_for_status()
     session.delete(f"{stripe_double}/_config/double/faults", timeout=5)
-    session.post(f"{stripe_double}/_config/double/webhooks", json={"duplicates": 1, "newest_first": False, "retry_seconds": 1},
-                 timeout=5)
+    session.post(f"{stripe_double}/_config/double/webhooks", timeout=5,
+                 json={"duplicates": 1, "newest_first": False, "retry_seconds": 1})
 
 
 @pytest.fixture
