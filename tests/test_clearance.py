@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
+from chassis.testing import wait_for
 from services.intake.walkthrough import STANDARD_PLAN, UNREMARKABLE_ANSWERS, VISIT_DETAILS
 from services.scheduling.tests.examples import nurse_record
 
@@ -87,20 +88,33 @@ def test_a_patient_books_infusions_only_once_screened_consented_and_approved_and
     other = requests.post(f"{url}/v1/reviews/{review_id}/decision", json=approve,
                           headers=platform.token("clinician", "clin_other"))
     assert (other.status_code, other.json()["code"]) == (403, "not_responsible_clinician")
+    assert other.json()["errors"][0]["field"] == "clinician"
     approved = requests.post(f"{url}/v1/reviews/{review_id}/decision", json=approve, headers=clinician)
     assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
     again = requests.post(f"{url}/v1/reviews/{review_id}/decision", json=approve, headers=clinician)
     assert (again.status_code, again.json()["code"]) == (409, "review_already_decided")
+    assert again.json()["errors"][0]["field"] == "review_id"
 
     booked = book("iv-mood", day_at(8, 16))
     assert booked.status_code == 201, booked.text
     for_clinician = requests.get(f"{url}/v1/patients/{eli_id}/eligibility", headers=clinician).json()
     assert for_clinician["eligible"] and for_clinician["treatment_plan"]["dose_mg"] == 35.0
 
-    # He withdraws his consent: the next infusion is refused at once.
+    # He withdraws his consent: the next infusion is refused at once, the one booked is cancelled by the
+    # clinic, and the free consultation stands.
     revoked = requests.delete(f"{url}/v1/patients/{eli_id}/consents/{consent.json()['id']}", headers=eli)
     assert revoked.status_code == 200 and revoked.json()["revoked_at"], revoked.text
     assert refusal_reasons(book("iv-mood", day_at(9, 16))) == ["consent_revoked"]
+
+    def status_of(appointment_id: str) -> str:
+        return requests.get(f"{url}/v1/appointments/{appointment_id}", headers=eli).json()["status"]
+
+    cancelled = wait_for(lambda: status_of(booked.json()["id"]) == "cancelled", timeout=30)
+    assert cancelled
+    shown = requests.get(f"{url}/v1/appointments/{booked.json()['id']}", headers=eli).json()
+    assert shown["cancelled_by"] == "clinic"
+    consultations = requests.get(f"{url}/v1/appointments", headers=eli, params={"patient_id": eli_id}).json()
+    assert [a["status"] for a in consultations["items"] if a["visit_type"] == "consult"] == ["booked"]
 
 
 def test_a_safety_answer_brings_help_now_an_urgent_review_and_no_booking(platform):
@@ -142,7 +156,7 @@ def test_bad_clinical_input_is_a_4xx_naming_the_field_and_changes_nothing(platfo
         (post("screenings", {"instrument": "gad-7", "answers": {"gad7_1": 1}}), 422, "answers.gad7_2"),
         (post("screenings", {"instrument": "gad-7", "answers": {f"gad7_{n}": 4 for n in range(1, 8)}}), 422,
          "answers.gad7_1"),
-        (post("screenings", {"instrument": "madrs", "answers": {}}), 404, None),
+        (post("screenings", {"instrument": "madrs", "answers": {}}), 404, "instrument"),
         (post("consents", {"document_version": "1999-01-01"}), 422, "document_version"),
     ]
     for response, status, field in cases:

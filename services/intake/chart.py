@@ -3,7 +3,9 @@
 The path: ``registered`` -> ``screened`` (every required instrument submitted, no absolute contraindication)
 -> ``in_review`` (a clinician review is open: once consent is current and any required referral is in, or at
 once and *urgent* for a suicide-risk answer) -> ``cleared`` (approved with a treatment plan) or ``declined``
-(by a clinician, or automatically by an absolute contraindication: a program may say no, never yes).
+(by a clinician, or automatically by an absolute contraindication: a program may say no, never yes, and says
+nothing at all while a suicide-risk answer waits for a clinician). A relative finding that a cleared patient
+reports later, and that no approved review weighed, opens a review again: booking waits for the clinician.
 
 Each use case takes a copy of the record's chart (the keys in ``CHART_KEYS``), changes it and returns the
 events the change causes; the service writes the chart and the events in one conditional update.
@@ -115,6 +117,12 @@ def _request_review(chart: dict[str, Any], patient: dict[str, Any], urgent: bool
                                             "urgent": review["urgent"], "clinician_id": review["clinician_id"]}))
 
 
+def _not_yet_reviewed(chart: dict[str, Any], relative: list[str]) -> list[str]:
+    """The relative findings no approved review has weighed."""
+    weighed = {reason for review in chart["reviews"] if review["status"] == "approved" for reason in review["reasons"]}
+    return [code for code in relative if code not in weighed]
+
+
 def _advance(chart: dict[str, Any], patient: dict[str, Any], clinic: Clinic, now: datetime,
              events: list[Event]) -> None:
     """Open the clearance review once the file is complete: screened, consent current, referral if required."""
@@ -155,12 +163,19 @@ def submit_screening(patient: dict[str, Any], screening_id: str, code: str, answ
         chart["contraindication_decisions"].append({
             "screening_id": screening_id, "rules_version": found.rules_version, "fired": found.fired,
             "outcome": found.outcome, "relative": found.relative, "absolute": found.absolute, "decided_at": now})
-        if found.absolute and chart["outcome"] != "declined":
+        urgent = open_review_of(chart) is not None and open_review_of(chart)["urgent"]
+        if found.absolute and urgent:
+            # a risk answer waits for a clinician: no program answers that patient, not even with a no
+            _request_review(chart, patient, True, found.absolute, now, events)
+        elif found.absolute and chart["outcome"] != "declined":
             chart["outcome"] = "declined"
             events.append(("patient.declined", {"patient_id": patient["_id"], "review_id": None,
                                                 "reason_code": "contraindication"}))
         elif found.relative and chart["open_review_id"]:
             _request_review(chart, patient, False, found.relative, now, events)
+        elif chart["outcome"] == "cleared" and (new := _not_yet_reviewed(chart, found.relative)):
+            # a finding the clearance did not weigh: a clinician looks again before the next infusion
+            _request_review(chart, patient, False, new, now, events)
     _advance(chart, patient, clinic, now, events)
     return chart, events, screening
 
@@ -223,9 +238,10 @@ def decide_review(patient: dict[str, Any], review_id: str, decision: dict[str, A
         raise ReviewNotFound(f"no review {review_id}", review_id=review_id)
     if review["status"] != "open":
         raise ReviewAlreadyDecided(f"review {review_id} was already decided ({review['status']})",
-                                   review_id=review_id)
+                                   review_id=review_id, errors={"review_id": [f"Already {review['status']}."]})
     if role != "admin" and patient.get("clinician_id") != decided_by:
-        raise NotResponsibleClinician("only the patient's responsible clinician or an admin decides")
+        raise NotResponsibleClinician("only the patient's responsible clinician or an admin decides", errors={
+            "clinician": [f"{decided_by} is not this patient's responsible clinician."]})
     events: list[Event]
     if decision["decision"] == "approve":
         screened = latest_decision(chart)

@@ -62,6 +62,33 @@ class ContraindicationRulesSchema(Schema):
             raise ValidationError("rule codes must be unique", "rules")
 
 
+def answers_read(rules: ConfigVersion) -> list[tuple[str, str, str]]:
+    """(rule code, instrument, item) of every answer a rule set's conditions read."""
+    def walk(code: str, condition: dict[str, Any]) -> list[tuple[str, str, str]]:
+        if "answer" in condition:
+            return [(code, condition["answer"]["instrument"], condition["answer"]["item"])]
+        return [read for inner in condition.get("all", []) for read in walk(code, inner)]
+
+    return [read for rule in rules["rules"] for read in walk(rule["code"], rule["when"])]
+
+
+def unreadable_answers(rules: ConfigVersion, instruments: ConfigVersion) -> list[str]:
+    """What a rule set reads that an instruments version does not ask before the review: a rule naming an unknown
+    instrument or item (a typo) would never fire, silently turning off an exclusion."""
+    asked = {form["code"]: {item["code"] for item in form["items"]} for form in instruments["instruments"]}
+    required = set(instruments["required_before_review"])
+    problems = []
+    for code, form, item in answers_read(rules):
+        if form not in asked:
+            problems.append(f"rule {code} reads instrument {form!r}, which instruments {instruments.version} lacks")
+        elif item not in asked[form]:
+            problems.append(f"rule {code} reads item {item!r}, which {form} ({instruments.version}) lacks")
+        elif form not in required:
+            problems.append(f"rule {code} reads {form}, which instruments {instruments.version} does not require "
+                            "before the review")
+    return problems
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the rules read: latest answers per instrument, current medication names, allergies."""

@@ -8,10 +8,10 @@ from pathlib import Path
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from chassis.config import ConfigVersion, VersionedConfig
+from chassis.config import ConfigurationInvalid, ConfigVersion, VersionedConfig
 from services.intake.chart import Clinic
 from services.intake.consents import ConsentDocumentSchema
-from services.intake.contraindications import ContraindicationRulesSchema
+from services.intake.contraindications import ContraindicationRulesSchema, unreadable_answers
 from services.intake.domain import BookingRulesSchema
 from services.intake.reviews import ProtocolsSchema
 from services.intake.screening import InstrumentsSchema
@@ -40,6 +40,7 @@ class ClinicConfiguration:
                                                       ContraindicationRulesSchema())
         self.protocols = VersionedConfig.load(config_dir / "protocols.yml", ProtocolsSchema())
         self.consent_documents = VersionedConfig.load(config_dir / "consent_documents.yml", ConsentDocumentSchema())
+        check_rules_read_what_is_asked(self.contraindications, self.instruments)
 
     def in_force(self, moment: datetime | None = None) -> Clinic:
         return Clinic(self.booking_rules.effective_at(moment), self.instruments.effective_at(moment),
@@ -50,3 +51,23 @@ class ClinicConfiguration:
         """The rule set a past decision used (its texts explain that decision), or the one in force."""
         labelled = [v for v in self.contraindications.versions if v.version == version]
         return labelled[0] if labelled else self.contraindications.effective_at()
+
+
+def in_force_together(first: VersionedConfig, second: VersionedConfig) -> list[tuple[ConfigVersion, ConfigVersion]]:
+    """Every pair of versions of two files that are (or will be) in force at the same moment."""
+    def spans(config: VersionedConfig) -> list[tuple[ConfigVersion, datetime | None]]:
+        ends: list[datetime | None] = [v.effective_from for v in config.versions[1:]]
+        return list(zip(config.versions, [*ends, None], strict=True))
+
+    return [(a, b) for a, a_end in spans(first) for b, b_end in spans(second)
+            if (b_end is None or a.effective_from < b_end) and (a_end is None or b.effective_from < a_end)]
+
+
+def check_rules_read_what_is_asked(contraindications: VersionedConfig, instruments: VersionedConfig) -> None:
+    """At start-up: every contraindication rule reads an item that the instruments in force with it ask before
+    the review, so no rule can silently never fire."""
+    problems = [f"{contraindications.name} {rules.version}: {problem}"
+                for rules, forms in in_force_together(contraindications, instruments)
+                for problem in unreadable_answers(rules, forms)]
+    if problems:
+        raise ConfigurationInvalid("; ".join(problems))

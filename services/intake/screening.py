@@ -124,7 +124,8 @@ def instrument(instruments: ConfigVersion, code: str) -> dict[str, Any]:
     for candidate in instruments["instruments"]:
         if candidate["code"] == code:
             return candidate
-    raise UnknownInstrument(f"no screening instrument {code!r}", instrument=code)
+    raise UnknownInstrument(f"no screening instrument {code!r}", instrument=code, errors={
+        "instrument": [f"Unknown instrument {code!r}: the instruments in force are listed by GET /v1/questionnaires."]})
 
 
 def checked_answers(instrument: dict[str, Any], answers: Any) -> dict[str, int]:

@@ -185,6 +185,33 @@ def test_an_urgent_review_of_a_patient_with_an_absolute_contraindication_may_onl
     assert ana.status == "declined"
 
 
+def test_a_risk_answer_with_an_absolute_contraindication_waits_for_a_clinician_and_no_program_declines():
+    ana = Record()
+    ana.screen("risk-screen", risk_1=1)
+    ana.screen_all(psychosis=1)
+    assert "patient.declined" not in [kind for kind, _ in ana.events]  # no "we cannot treat you" message either
+    assert (ana.status, ana.reasons[0]) == ("in_review", "urgent_review_open")
+    review = next(r for r in ana.patient["reviews"] if r["id"] == ana.patient["open_review_id"])
+    assert review["urgent"] and "psychosis_or_schizophrenia" in review["reasons"]
+
+
+def test_a_new_relative_finding_after_clearance_sends_the_patient_back_to_a_clinician():
+    ana = Record()
+    ana.screen_all()
+    ana.consent()
+    ana.decide()
+    assert ana.status == "cleared" and ana.reasons == []
+
+    ana.screen_all(seizures=1)  # later, the patient reports seizures
+
+    assert (ana.status, ana.reasons) == ("in_review", ["review_pending"])
+    review = next(r for r in ana.patient["reviews"] if r["id"] == ana.patient["open_review_id"])
+    assert review["reasons"] == ["seizures"] and not review["urgent"]
+    ana.decide()
+    ana.screen_all(seizures=1)  # the same answers again: the clinician has weighed them
+    assert (ana.status, ana.patient["open_review_id"]) == ("cleared", None)
+
+
 def test_relative_contraindications_are_the_reasons_of_the_review():
     ana = Record(medications={"text": "clonazepam at night", "names": ["clonazepam"]})
     ana.screen_all(thyroid_disease=1)

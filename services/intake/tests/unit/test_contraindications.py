@@ -99,3 +99,27 @@ def test_a_wrong_rule_stops_the_service_at_start_up(rule):
                               "patient_texts": {"absolute": "a", "relative": "r"}, "rules": [rule]}]}
     with pytest.raises(ConfigurationInvalid):
         VersionedConfig.from_document("contraindications.yml", document, ContraindicationRulesSchema())
+
+
+@pytest.mark.parametrize("misread, complaint", [
+    ({"instrument": "health-history", "item": "pregnent"}, "reads item 'pregnent'"),      # a typo in the item
+    ({"instrument": "health-hist", "item": "pregnant"}, "reads instrument 'health-hist'"),
+    ({"instrument": "gad-7", "item": "gad7_1"}, "does not require"),                     # asked, but not before
+])
+def test_a_rule_reading_an_answer_that_is_never_asked_stops_the_service_at_start_up(tmp_path, misread, complaint):
+    """A rule that can never fire would silently switch an exclusion off: intake refuses to start instead."""
+    import shutil
+
+    import yaml
+
+    from services.intake.dependencies import CONFIG_DIR, ClinicConfiguration
+
+    shutil.copytree(CONFIG_DIR, tmp_path, dirs_exist_ok=True)
+    rules_file = tmp_path / "contraindications.yml"
+    document = yaml.safe_load(rules_file.read_text())
+    document["versions"][0]["rules"][0]["when"] = {"answer": {**misread, "at_least": 1}}
+    rules_file.write_text(yaml.safe_dump(document))
+
+    with pytest.raises(ConfigurationInvalid) as refused:
+        ClinicConfiguration(tmp_path)
+    assert complaint in str(refused.value) and "pregnancy_or_breastfeeding" in str(refused.value)

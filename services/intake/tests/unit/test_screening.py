@@ -104,6 +104,7 @@ def test_an_unknown_instrument_is_not_found():
     with pytest.raises(UnknownInstrument) as missing:
         instrument(INSTRUMENTS, "madrs")
     assert missing.value.status == 404 and missing.value.code == "instrument_not_found"
+    assert list(missing.value.details["errors"]) == ["instrument"]
 
 
 def test_screening_is_complete_when_every_required_instrument_was_submitted():
