@@ -203,6 +203,49 @@ def book_before_clearance(client: Client, journal: Journal) -> None:
         journal.count("refused", f"uncleared booking {booked.status_code} {booked.json().get('code')}")
 
 
+def risk_answer_then_a_clinician(client: Client, journal: Journal) -> None:
+    """A patient answers a suicide-risk item: the answer brings crisis resources, an urgent review opens, and
+    every infusion is refused until a clinician (here an admin) decides: approve (after the rest of the file)
+    or decline. No program may decide such a patient."""
+    n = next(_numbers)
+    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=f"register-{uuid.uuid4().hex}")
+    if not settled(journal, "registration (risk)", registered, 201):
+        return
+    patient_id = registered.json()["id"]
+    journal.accept("registration", {"id": patient_id})
+    patient, admin = client.token("patient", patient_id), client.token("admin", "chaos-clinic")
+    answers = {**UNREMARKABLE_ANSWERS["phq-9"], "phq9_9": 1}
+    screened = client.send("POST", f"/v1/patients/{patient_id}/screenings", {"instrument": "phq-9", "answers": answers},
+                           headers=patient, idempotency_key=f"screen-{uuid.uuid4().hex}")
+    if not settled(journal, "risk screening", screened, 201):
+        return
+    journal.accept("risk answer", {"patient_id": patient_id,
+                                   "crisis_resources": bool(screened.json().get("crisis_resources"))})
+    start_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=random.randint(3, 30)),
+                                datetime.min.time(), UTC) + timedelta(hours=18)
+    booked = client.send("POST", "/v1/appointments", {"patient_id": patient_id, "visit_type": "iv-mood",
+                                                      "start_at": start_at.isoformat()},
+                         headers=patient, idempotency_key=f"book-{uuid.uuid4().hex}")
+    if booked is not None and booked.status_code == 201:
+        journal.accept("booking during an urgent review", {"id": booked.json()["id"], "patient_id": patient_id})
+    elif booked is not None:
+        journal.count("refused", f"booking during an urgent review {booked.status_code} {problem_code(booked)}")
+    if random.random() < 0.5:
+        if clear(client, journal, patient_id) is not None:  # the rest of the file, and the clinician approves
+            journal.accept("urgent review approved", {"patient_id": patient_id})
+        return
+    reviews = client.send("GET", "/v1/reviews", headers=admin, params={"patient_id": patient_id})
+    items = reviews.json()["items"] if reviews is not None and reviews.ok else []
+    if not items:
+        journal.count("unsettled", "urgent review not listed")
+        return
+    declined = client.send("POST", f"/v1/reviews/{items[0]['id']}/decision",
+                           {"decision": "decline", "reason_code": "suicide_risk_needs_other_care"}, headers=admin,
+                           idempotency_key=f"decide-{items[0]['id']}")
+    if settled(journal, "urgent review declined", declined, 200, 201):
+        journal.accept("urgent review declined", {"patient_id": patient_id})
+
+
 GOOD_VITALS = {"systolic": 124, "diastolic": 80, "heart_rate": 72, "spo2": 98}
 PRE_CHECKS = {"fasting_hours": 6, "escort_present": True, "consent_reconfirmed": True, "pregnancy_possible": False,
               "weight_kg": 70, "baseline": GOOD_VITALS}
@@ -340,4 +383,5 @@ def visit_aborted(client: Client, journal: Journal, patient_id: str, booked: dic
 
 #: Every flow the load runs; the service issues add theirs (holds and deposits, visits, reminders, ...).
 FLOWS: list[Callable[[Client, Journal], None]] = [register_and_book, hold_pay_and_see_it_through,
-                                                  hold_pay_and_see_it_through, book_before_clearance]
+                                                  hold_pay_and_see_it_through, book_before_clearance,
+                                                  risk_answer_then_a_clinician]

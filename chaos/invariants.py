@@ -184,11 +184,33 @@ def bookings_of_patients_not_eligible_then(stores: Stores, journal: Journal, run
                        for r in (patient or {}).get("reviews", []))
         consented = any(c["signed_at"] <= booked_at and (c.get("revoked_at") is None or c["revoked_at"] > booked_at)
                         for c in (patient or {}).get("consents", []))
-        if not (approved and consented):
+        reviewing = any(r["opened_at"] <= booked_at and (r.get("decided_at") is None or r["decided_at"] > booked_at)
+                        for r in (patient or {}).get("reviews", []))  # an open review (urgent or not) blocks
+        if not (approved and consented) or reviewing:
             wrong.append(appointment["_id"])
     return Figure("infusions booked for a patient not eligible at that moment", len(wrong), 0,
                   f"{len(appointments)} infusions checked; "
                   f"{len(journal.accepted.get('booking before clearance', []))} accepted before clearance")
+
+
+def risk_answers_decided_by_a_program(stores: Stores, journal: Journal, run: Any) -> list[Figure]:
+    """A patient who gave a risk answer is cleared or declined only by a clinician's decision on a review, never
+    by the rules; and every such answer was met with crisis resources."""
+    wrong, patients = 0, 0
+    for patient in stores.intake.patients.find({"screenings.risk_items.0": {"$exists": True}},
+                                               {"reviews": 1, "outcome": 1}):
+        patients += 1
+        decided = [r for r in patient.get("reviews", []) if r.get("status") in ("approved", "declined")]
+        if patient.get("outcome") in ("cleared", "declined") and not decided:
+            wrong += 1
+    without_help = [r for r in journal.accepted.get("risk answer", []) if not r["crisis_resources"]]
+    return [Figure("risk answers decided by a program (not a clinician)", wrong, 0,
+                   f"{patients} patients gave a risk answer; "
+                   f"{len(journal.accepted.get('urgent review approved', []))} approved and "
+                   f"{len(journal.accepted.get('urgent review declined', []))} declined by a clinician"),
+            Figure("risk answers answered without crisis resources", len(without_help), 0,
+                   f"{len(journal.accepted.get('booking during an urgent review', []))} bookings accepted "
+                   "during an urgent review (counted by the eligibility invariant)")]
 
 
 def reminders_due() -> dict[str, Any]:
@@ -300,6 +322,7 @@ INVARIANTS: list[Callable[[Stores, Journal, Any], Figure | list[Figure]]] = [
     accepted_registrations_lost, accepted_bookings_lost, appointments_per_booking_key, overlapping_visits,
     invoices_per_appointment, messages_per_event_channel_recipient, events_left_in_outboxes, dead_letters_vs_poison,
     bookings_of_patients_not_eligible_then, future_infusions_left_after_consent_revoked,
+    risk_answers_decided_by_a_program,
     messages_not_delivered, messages_received_vs_sent, reminders_not_fired,
     paid_holds_neither_booked_nor_refunded, visit_steps_recorded_twice, given_visits_not_charged,
     ledger_not_balancing, charges_per_business_operation, ledger_vs_stripe,
