@@ -62,6 +62,26 @@ def test_the_phq9_worked_example_sums_the_nine_items():
     assert (scored.total, scored.band, scored.risk) == (12, "moderate", False)
 
 
+def test_the_gad7_worked_example_sums_the_seven_items():
+    # Spitzer et al. 2006: "several days" 1, "more than half the days" 2, "nearly every day" 3, summed;
+    # 2+2+1+2+1+1+1 = 10 is the moderate band's first score (and the usual cut-off for an anxiety disorder).
+    answers = dict(zip([f"gad7_{n}" for n in range(1, 8)], [2, 2, 1, 2, 1, 1, 1], strict=True))
+    scored = score(instrument(INSTRUMENTS, "gad-7"), answers)
+    assert (scored.total, scored.band) == (10, "moderate")
+
+
+def test_the_pcl5_worked_example_sums_twenty_items_rated_0_to_4():
+    # Weathers et al. 2013 (National Center for PTSD): each of the 20 items 0 ("not at all") to 4 ("extremely");
+    # "moderately" (2) on every item totals 40, above the provisional cut-off of 33.
+    scored = score(instrument(INSTRUMENTS, "pcl-5"), {f"pcl5_{n}": 2 for n in range(1, 21)})
+    assert (scored.total, scored.cut_off_met) == (40, True)
+
+
+def test_the_pain_scale_is_the_one_number_given():
+    scored = score(instrument(INSTRUMENTS, "pain-nrs"), answers_totalling("pain-nrs", 6))
+    assert (scored.total, scored.band) == (6, "moderate")
+
+
 @pytest.mark.parametrize(("total", "met"), [(0, False), (32, False), (33, True), (80, True)])
 def test_the_pcl5_total_is_compared_with_the_provisional_cut_off(total, met):
     scored = score(instrument(INSTRUMENTS, "pcl-5"), answers_totalling("pcl-5", total))
