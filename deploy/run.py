@@ -105,11 +105,15 @@ def start_local_outboxes(platform: Platform) -> None:
     if not platform.env.get("SMS_API_BASE"):
         url = platform.start_helper("sms", ["services.notifications.sms_double", "--port", "0",
                                             "--directory", str(DATA / "sms")])
+        # the gateway checks inbound texts (POST /v1/webhooks/sms) with the auth token, as Twilio signs them
         platform.env.update(SMS_API_BASE=url, SMS_ACCOUNT_SID="AC_demo", SMS_AUTH_TOKEN="demo",
-                            SMS_FROM="+13035550000")
-        say(f"sms: no SMS_API_BASE, so every text is kept as a file in .data/sms/ (provider double on {url})")
+                            SMS_FROM="+13035550000", SMS_WEBHOOK_SECRET="demo")
+        say(f"sms: no SMS_API_BASE, so every text is kept as a file in .data/sms/ (provider double on {url}); "
+            "inbound texts to POST /v1/webhooks/sms are signed with the auth token 'demo'")
     else:
         say(f"sms: provider at {platform.env['SMS_API_BASE']}")
+        if not platform.env.get("SMS_WEBHOOK_SECRET"):
+            say("sms: SMS_WEBHOOK_SECRET is not set: POST /v1/webhooks/sms will answer 503")
     platform.env.setdefault("ON_CALL_EMAIL", "on-call@clinic.example.com")
     platform.env.setdefault("QUIET_HOURS", "off")
     if platform.env["QUIET_HOURS"] == "off":

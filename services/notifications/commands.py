@@ -50,7 +50,7 @@ def list_messages(args: argparse.Namespace) -> int:
         return 0
     for message in found:
         print(f"{message['_id']}  {message['created_at']:%Y-%m-%dT%H:%M:%SZ}  {message['status']}  {message['kind']}"
-              f"  {message['channel']} to {message['to']}  attempts={message['attempts']}")
+              f"  {message['channel']} to {message['to'] or '(no address)'}  attempts={message['attempts']}")
         if message.get("last_error"):
             print(f"    {message['last_error']}")
     return 0

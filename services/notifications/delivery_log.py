@@ -8,8 +8,9 @@ and records the outcome: ``sent`` with the provider's message id, ``pending`` ag
 record never holds up others: each is claimed on its own.
 
 Reminders are planned the same way (``planned -> firing`` with a lease): firing one records its messages
-(ids derived from the reminder: once) and marks it ``sent``; one whose moment passed by more than its
-tolerance is marked ``skipped``; a cancelled or moved visit's are ``dropped``.
+(ids derived from the reminder: once, expiring at its moment plus its tolerance) and marks it ``sent``; one
+whose moment passed by more than its tolerance is marked ``skipped``; a cancelled or moved visit's are
+``dropped``. A message past its expiry when a sender claims it is marked ``skipped`` with the reason, never sent.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 from pymongo import ASCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from chassis.config import VersionedConfig
 from services.notifications.channels import SmsSender, SmsSettings, SmtpMailer, SmtpSettings
@@ -25,7 +27,19 @@ def create_indexes(db: Database) -> None:
     db.messages.create_index([("status", ASCENDING), ("not_before", ASCENDING)], name="due")
     db.reminders.create_index([("status", ASCENDING), ("due_at", ASCENDING)], name="due")
     db.reminders.create_index([("appointment_id", ASCENDING)], name="by_appointment")
-    db.contacts.create_index([("phone", ASCENDING)], name="by_phone")
+    # STOP and START look a number up in what intake registered and in any later update (``_set_stopped``)
+    db.contacts.create_index([("registered.phone", ASCENDING)], name="by_registered_phone")
+    db.contacts.create_index([("updates.phone", ASCENDING)], name="by_updated_phone")
+    _drop_index(db.contacts, "by_phone")  # on a field the contacts never had
+
+
+def _drop_index(collection: Collection, name: str) -> None:
+    """Drop an index an earlier version created, if it is still there (another process may drop it first)."""
+    if name in collection.index_information():
+        try:
+            collection.drop_index(name)
+        except OperationFailure:
+            pass
 
 
 def load_message_catalogue(path: str | Path | None = None, templates: Templates | None = None) -> VersionedConfig:

@@ -15,6 +15,8 @@ from chassis.config import ConfigVersion
 
 CHANNELS = ("email", "sms")
 SAFETY = "safety"
+# The message kinds whose events carry the visit's id, start and end: those ``calendar: true`` can attach it to.
+VISIT_TIME_KINDS = frozenset({"appointment.booked", "appointment.rescheduled"})
 
 
 # --- the configuration (config/messages.yml) -----------------------------------------------------------
@@ -75,6 +77,14 @@ class MessageCatalogueSchema(Schema):
         unknown = {kind: s["category"] for kind, s in data.get("kinds", {}).items() if s["category"] not in known}
         if unknown:
             raise ValidationError(f"unknown categories {unknown}; known: {sorted(known)}", "kinds")
+
+    @validates_schema
+    def _calendars_possible(self, data: dict[str, Any], **kwargs: Any) -> None:
+        impossible = sorted(kind for kind, s in data.get("kinds", {}).items()
+                            if s["calendar"] and kind not in VISIT_TIME_KINDS)
+        if impossible:
+            raise ValidationError(f"calendar: true on {impossible}, whose events carry no visit time; only "
+                                  f"{sorted(VISIT_TIME_KINDS)} can carry the visit's calendar file", "kinds")
 
 
 # --- how values read ---------------------------------------------------------------------------------
@@ -331,7 +341,45 @@ def plan_after_care(catalogue: ConfigVersion, discharged_at: datetime, time_zone
 
 def too_late(due_at: datetime, tolerance: timedelta, now: datetime) -> bool:
     """A reminder whose moment passed by more than its tolerance is skipped, not sent late."""
-    return now - due_at > tolerance
+    return expired(due_at + tolerance, now)
+
+
+def expired(expires_at: datetime | None, now: datetime) -> bool:
+    """A message past its expiry is no longer of use: it is recorded as skipped, never sent."""
+    return expires_at is not None and now > expires_at
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a recorded message may go (``not_before``) and after when it must not (``expires_at``, or never)."""
+
+    not_before: datetime
+    expires_at: datetime | None = None
+
+
+def reminder_timing(due_at: datetime, tolerance: timedelta, now: datetime) -> Timing:
+    """A fired reminder's messages go at once and expire at its moment plus its tolerance.
+
+    Quiet hours do not hold them: a reminder is planned for a precise moment that already keeps out of the
+    patient's quiet hours (the day-before and fasting reminders move to the evening before they start, the
+    check-in to the morning they end, the after-care message is urgent). One fired late, within its tolerance,
+    may therefore go a few minutes into quiet hours; held until the morning it would arrive after the moment it
+    was for (a fasting reminder after the fast began). Whatever keeps it from going by ``due_at + tolerance``
+    (a channel down, retries) skips it, recorded, rather than sending it late."""
+    return Timing(now, due_at + tolerance)
+
+
+def message_timing(catalogue: ConfigVersion, kind: str, now: datetime, time_zone: str, quiet_hours: bool = True,
+                   expires_at: datetime | None = None) -> Timing:
+    """When a message an event causes may go: after the patient's quiet hours unless urgent (or quiet hours are
+    off, for demonstrations); ``expires_at`` when the event says until when it is of use (a hold, an offer, the
+    nurse's arrival window)."""
+    return Timing(send_at(catalogue, kind, now, time_zone) if quiet_hours else now, expires_at)
+
+
+def carries_calendar(catalogue: ConfigVersion, kind: str) -> bool:
+    """Whether the kind's email carries the visit as a calendar file (``calendar: true`` in the catalogue)."""
+    return bool(catalogue["kinds"][kind]["calendar"])
 
 
 def send_at(catalogue: ConfigVersion, kind: str, now: datetime, time_zone: str) -> datetime:

@@ -26,6 +26,10 @@ from services.notifications.channels import DeliveryFailed, visit_calendar
 from services.notifications.dependencies import Channels, ConfiguredTimer, create_indexes, load_message_catalogue
 from services.notifications.domain import (
     PlannedReminder,
+    Timing,
+    carries_calendar,
+    expired,
+    message_timing,
     message_values,
     patient_channels,
     plan_after_care,
@@ -33,7 +37,7 @@ from services.notifications.domain import (
     preference_errors,
     preference_key,
     preference_name,
-    send_at,
+    reminder_timing,
     too_late,
 )
 from services.notifications.exceptions import ContactUnknown, PatientUnknown
@@ -108,9 +112,18 @@ class NotificationsService(RpcServiceBase):
             return
         catalogue = MESSAGE_CATALOGUE.effective_at()
         values = message_values(catalogue, "review.urgent", event.payload, "UTC", "")
-        for to in self.channels.staff_addresses(event.payload.get("clinician_id")):
+        at_once = Timing(utcnow())
+        addresses = self.channels.staff_addresses(event.payload.get("clinician_id"))
+        for to in addresses:
             self._record(event.event_id, catalogue, "review.urgent", "email", to, values, locale=None,
-                         patient_id=None, about=event.payload["patient_id"], not_before=utcnow())
+                         patient_id=None, about=event.payload["patient_id"], timing=at_once)
+        if not addresses:  # an urgent safety review must never vanish quietly
+            reason = (f"no staff address: neither ON_CALL_EMAIL nor CLINICIAN_EMAILS for clinician "
+                      f"{event.payload.get('clinician_id')!r} is configured")
+            log.error("urgent review %s of patient %s alerted nobody: %s", event.payload["review_id"],
+                      event.payload["patient_id"], reason)
+            self._record(event.event_id, catalogue, "review.urgent", "email", None, values, locale=None,
+                         patient_id=None, about=event.payload["patient_id"], timing=at_once, unsendable=reason)
 
     # --- scheduling's facts -------------------------------------------------------------------------------
 
@@ -125,7 +138,7 @@ class NotificationsService(RpcServiceBase):
             "_id": booked["appointment_id"], "patient_id": booked["patient_id"], "status": "booked",
             "visit_type": booked["visit_type"], "start_at": booked["start_at"], "end_at": booked["end_at"],
             "time_zone": booked["time_zone"], "left_starts": []})
-        self._tell_patient(event, "appointment.booked", calendar=self._calendar(event))
+        self._tell_patient(event, "appointment.booked")
         self._plan_visit_reminders(booked["appointment_id"])
 
     @subscribe("scheduling", "appointment.rescheduled", AppointmentRescheduled)
@@ -139,7 +152,7 @@ class NotificationsService(RpcServiceBase):
             self.store.db.appointments.update_one(
                 {"_id": moved["appointment_id"], "status": "booked", "left_starts": {"$ne": moved["start_at"]}},
                 {"$set": fields, "$addToSet": {"left_starts": moved["previous_start_at"]}})
-        self._tell_patient(event, "appointment.rescheduled", calendar=self._calendar(event))
+        self._tell_patient(event, "appointment.rescheduled")
         self._plan_visit_reminders(moved["appointment_id"])
 
     @subscribe("scheduling", "appointment.cancelled", AppointmentCancelled)
@@ -230,8 +243,9 @@ class NotificationsService(RpcServiceBase):
         catalogue = MESSAGE_CATALOGUE.effective_at()
         payload = {"start_at": reminder["start_at"] and as_utc(reminder["start_at"]),
                    "visit_type": reminder["visit_type"]}
+        timing = reminder_timing(due_at, timedelta(seconds=reminder["tolerance_seconds"]), now)
         self._record_for_patient(reminder["_id"], catalogue, reminder["kind"], contact, payload,
-                                 reminder["time_zone"] or contact["time_zone"])
+                                 reminder["time_zone"] or contact["time_zone"], timing)
         delivery_log.settle_reminder(db, reminder, "sent", "messages recorded")
         return True
 
@@ -241,8 +255,10 @@ class NotificationsService(RpcServiceBase):
         if message is None:
             return False
         now = utcnow()
-        if message.get("expires_at") and as_utc(message["expires_at"]) < now:
-            delivery_log.mark_failed(db, message, "no longer of use: it expired before it could be sent", "skipped")
+        expires_at = message.get("expires_at") and as_utc(message["expires_at"])
+        if expired(expires_at, now):
+            delivery_log.mark_failed(db, message, f"no longer of use: it expired at {expires_at.isoformat()}, "
+                                                  f"{now - expires_at} before this attempt, unsent", "skipped")
             return True
         if message["attempts"] > self.channels.retry.max_attempts:  # its senders kept dying mid-send
             delivery_log.mark_failed(db, message, f"gave up: {message.get('last_error') or 'no outcome recorded'}")
@@ -340,47 +356,49 @@ class NotificationsService(RpcServiceBase):
         return {**document["registered"], **(document.get("updates") or {}), "_id": patient_id,
                 "sms_stopped": document.get("sms_stopped"), "preferences": preferences}
 
-    def _tell_patient(self, event: Event, kind: str, expires_at: datetime | None = None,
-                      calendar: str | None = None) -> None:
-        """Record the messages an event sends its patient; waits (``NotYet``) for the contact details."""
+    def _tell_patient(self, event: Event, kind: str, expires_at: datetime | None = None) -> None:
+        """Record the messages an event sends its patient; waits (``NotYet``) for the contact details. The
+        email carries the visit's calendar file when the catalogue says ``calendar: true`` for the kind."""
         contact = self._find_contact(event.payload["patient_id"])
         if contact is None:
             raise ContactUnknown(f"no contact details yet for {event.payload['patient_id']}")
+        catalogue = MESSAGE_CATALOGUE.effective_at()
         time_zone = event.payload.get("time_zone") or contact["time_zone"]
-        self._record_for_patient(event.event_id, MESSAGE_CATALOGUE.effective_at(), kind, contact, event.payload,
-                                 time_zone, expires_at, calendar)
+        timing = message_timing(catalogue, kind, utcnow(), contact["time_zone"], self.channels.quiet_hours,
+                                expires_at)
+        calendar = self._calendar(event, catalogue) if carries_calendar(catalogue, kind) else None
+        self._record_for_patient(event.event_id, catalogue, kind, contact, event.payload, time_zone, timing,
+                                 calendar)
 
     def _record_for_patient(self, cause: str, catalogue: Any, kind: str, contact: dict[str, Any],
-                            payload: dict[str, Any], time_zone: str, expires_at: datetime | None = None,
+                            payload: dict[str, Any], time_zone: str, timing: Timing,
                             calendar: str | None = None) -> None:
         values = message_values(catalogue, kind, payload, time_zone, contact["first_name"])
-        now = utcnow()
-        not_before = send_at(catalogue, kind, now, contact["time_zone"]) if self.channels.quiet_hours else now
         for channel, to in patient_channels(catalogue, kind, contact):
             self._record(cause, catalogue, kind, channel, to, values, contact.get("locale"), contact["_id"],
-                         contact["_id"], not_before, expires_at, calendar if channel == "email" else None)
+                         contact["_id"], timing, calendar if channel == "email" else None)
 
-    def _record(self, cause: str, catalogue: Any, kind: str, channel: str, to: str, values: dict[str, Any],
-                locale: str | None, patient_id: str | None, about: str, not_before: datetime,
-                expires_at: datetime | None = None, calendar: str | None = None) -> None:
-        refused = {}
+    def _record(self, cause: str, catalogue: Any, kind: str, channel: str, to: str | None, values: dict[str, Any],
+                locale: str | None, patient_id: str | None, about: str, timing: Timing,
+                calendar: str | None = None, unsendable: str | None = None) -> None:
+        """Record one message; ``unsendable`` records it failed at once with that reason (never sent)."""
+        outcome = {"status": "failed", "last_error": unsendable} if unsendable else {}
         try:
             content = TEMPLATES.render(catalogue, kind, channel, locale, values)
         except HealthDetailInText as exc:  # a value (a name, say) would put a health word in a text: never sent
-            content, refused = Content(""), {"status": "failed", "last_error": f"refused: {exc}"}
+            content, outcome = Content(""), {"status": "failed", "last_error": f"refused: {exc}"}
         delivery_log.record(self.store.db, {
-            "_id": delivery_log.delivery_id(cause, kind, channel, to), "patient_id": patient_id, "about": about,
-            "kind": kind, "channel": channel, "to": to, "subject": content.subject, "body": content.text,
-            "html": content.html, "calendar": calendar, "not_before": not_before, "expires_at": expires_at,
-            "templates_version": catalogue.version, "locale": TEMPLATES.locale_for(locale), "caused_by": cause,
-            **refused})
+            "_id": delivery_log.delivery_id(cause, kind, channel, to or ""), "patient_id": patient_id,
+            "about": about, "kind": kind, "channel": channel, "to": to, "subject": content.subject,
+            "body": content.text, "html": content.html, "calendar": calendar, "not_before": timing.not_before,
+            "expires_at": timing.expires_at, "templates_version": catalogue.version,
+            "locale": TEMPLATES.locale_for(locale), "caused_by": cause, **outcome})
 
-    def _calendar(self, event: Event) -> str:
+    def _calendar(self, event: Event, catalogue: Any) -> str:
         visit = event.payload
         return visit_calendar(visit["appointment_id"], visit["start_at"], visit["end_at"],
                               sequence=int(event.occurred_at.timestamp()),
-                              organizer_name=MESSAGE_CATALOGUE.effective_at()["clinic"]["name"],
-                              domain=self.channels.calendar_domain)
+                              organizer_name=catalogue["clinic"]["name"], domain=self.channels.calendar_domain)
 
     def _plan_visit_reminders(self, appointment_id: str) -> None:
         """Plan the reminders of the visit's current time; drop those of any time it has left."""

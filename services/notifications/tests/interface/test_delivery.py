@@ -139,6 +139,20 @@ def test_an_urgent_review_alerts_the_clinician_and_on_call_never_the_patient(not
     assert not [m for m in mail_server.received() if m["To"] == "ana@example.com" and "review" in m["Subject"]]
 
 
+def test_an_urgent_review_with_no_staff_address_is_logged_and_recorded_failed_never_lost(
+        start_notifications, publish, db, mail_server, caplog):
+    notifications = start_notifications(ON_CALL_EMAIL="", CLINICIAN_EMAILS={})
+    with entrypoint_waiter(notifications, "alert_urgent_review"):
+        publish(event("intake", "review.requested", {"review_id": "rev_1", "patient_id": "pat_ana",
+                                                      "urgent": True, "clinician_id": "cln_lee"}))
+
+    [alert] = list(db.messages.find({"kind": "review.urgent"}))
+    assert (alert["status"], alert["to"], alert["about"]) == ("failed", None, "pat_ana")
+    assert "ON_CALL_EMAIL" in alert["last_error"] and "rev_1" in alert["body"]
+    assert [r for r in caplog.records if r.levelname == "ERROR" and "rev_1" in r.getMessage()]
+    assert mail_server.received() == []
+
+
 def test_each_fact_of_the_flows_tells_the_patient(notifications, publish, db):
     known(notifications, publish, registered(time_zone=DAYTIME))
     money = {"patient_id": "pat_ana", "amount_cents": 10000, "currency": "usd"}

@@ -132,3 +132,12 @@ def test_changed_contact_details_are_used_even_when_they_overtake_the_registrati
 
     assert [(m["channel"], m["to"]) for m in list_messages(notifications, "pat_ana", "appointment.booked")] == [
         ("email", "ana.new@example.com")]
+
+
+def test_stop_finds_a_number_by_indexes_on_the_fields_it_looks_in(start_notifications, db):
+    db.contacts.create_index("phone", name="by_phone")  # what an earlier version left, on a field never stored
+    start_notifications()
+    indexes = {name: [field for field, _ in index["key"]] for name, index in db.contacts.index_information().items()}
+    assert indexes["by_registered_phone"] == ["registered.phone"]
+    assert indexes["by_updated_phone"] == ["updates.phone"]
+    assert "by_phone" not in indexes

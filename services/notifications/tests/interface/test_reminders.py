@@ -4,12 +4,14 @@ cancelled one, and one whose moment passed by more than its tolerance is skipped
 After discharge the safety message goes at once, whatever the patient's switches say, but never as a text to a
 number that sent STOP."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
+from chassis.clock import as_utc
 from chassis.testing import wait_for
-from services.notifications.tests.interface.conftest import DAYTIME, booked, event, registered
+from services.notifications.tests.interface.conftest import DAYTIME, booked, event, registered, zone_at_local_hour
 
 
 def known(notifications, publish) -> None:
@@ -120,6 +122,33 @@ def test_a_reminder_whose_moment_passed_beyond_its_tolerance_is_skipped_and_reco
     skipped = wait_for(lambda: reminders(db, status="skipped").get("reminder.day_before"))
     assert "past its tolerance" in skipped["outcome"]
     assert db.messages.count_documents({"kind": "reminder.day_before"}) == 0
+
+
+def test_a_reminder_fired_within_its_tolerance_but_not_sent_by_its_end_is_skipped_and_recorded(
+        start_notifications, publish, db, sms_provider, mail_server):
+    evening = zone_at_local_hour(22)  # the patient's quiet hours: a reminder is not held until the morning
+    silent = start_notifications(SMTP_HOST="", SMS_API_BASE="")  # a process that can send on no channel
+    with entrypoint_waiter(silent, "remember_contact"):
+        publish(registered(time_zone=evening))
+    fired_at = datetime.now(UTC)
+    publish(booked(visit_reminded_in(-6 * 3600 + 4), time_zone=evening))  # due 6 h less 4 s ago; tolerance 6 h
+
+    wait_for(lambda: reminders(db, status="sent").get("reminder.day_before"))
+    recorded = list(db.messages.find({"kind": "reminder.day_before"}))
+    assert {m["channel"] for m in recorded} == {"email", "sms"} and {m["status"] for m in recorded} == {"pending"}
+    assert all(as_utc(m["not_before"]) < fired_at + timedelta(minutes=1) for m in recorded)  # not at 08:00
+    expires_at = as_utc(recorded[0]["expires_at"])
+    assert expires_at < fired_at + timedelta(seconds=5)  # its moment plus its tolerance
+    time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.2)
+    silent.stop()
+
+    start_notifications()  # a process that can send, after the reminder's tolerance ran out
+
+    wait_for(lambda: {m["status"] for m in db.messages.find({"kind": "reminder.day_before"})} == {"skipped"})
+    for message in db.messages.find({"kind": "reminder.day_before"}):
+        assert "no longer of use: it expired" in message["last_error"] and message["sent_at"] is None
+    assert day_before_texts(sms_provider) == []
+    assert not [m for m in mail_server.received() if m["Subject"] == "Your home visit is tomorrow"]
 
 
 def test_after_discharge_the_safety_message_goes_at_once_by_email_only_to_a_number_that_sent_stop(

@@ -4,16 +4,24 @@ reminders before and after a visit, retries that back off, preferences, consent 
 from datetime import datetime, timedelta
 
 import pytest
+import yaml
 
-from services.notifications.dependencies import load_message_catalogue
+from chassis.config import ConfigurationInvalid, VersionedConfig
+from services.notifications.dependencies import CONFIG_DIR, load_message_catalogue
 from services.notifications.domain import (
+    MessageCatalogueSchema,
     RetryPolicy,
+    Timing,
     after_quiet_hours,
+    carries_calendar,
+    expired,
     in_quiet_hours,
+    message_timing,
     patient_channels,
     plan_after_care,
     plan_visit_reminders,
     preference_errors,
+    reminder_timing,
     send_at,
     too_late,
 )
@@ -108,6 +116,69 @@ def test_after_discharge_the_safety_message_goes_at_once_and_the_check_in_the_ne
 def test_a_reminder_past_its_tolerance_is_skipped_not_sent_late(late_by, skipped):
     due = at("2026-11-26T15:00:00Z")
     assert too_late(due, timedelta(hours=1), due + late_by) is skipped
+
+
+# A fasting reminder planned for 20:59 MST (the evening before a 10:00 visit, fasting from 04:00), tolerance 1 h.
+FASTING_DUE = at("2026-11-26T03:59:00Z")
+
+
+@pytest.mark.parametrize(("fired", "expires"), [
+    ("2026-11-26T03:59:00Z", "2026-11-26T04:59:00Z"),  # on time, 20:59 MST
+    ("2026-11-26T04:09:00Z", "2026-11-26T04:59:00Z"),  # 21:09 MST, in quiet hours: still at once, not at 08:00
+    ("2026-11-26T04:58:00Z", "2026-11-26T04:59:00Z"),  # a minute inside its tolerance
+])
+def test_a_fired_reminder_goes_at_once_and_expires_at_its_moment_plus_its_tolerance(fired, expires):
+    timing = reminder_timing(FASTING_DUE, timedelta(hours=1), at(fired))
+    assert timing == Timing(not_before=at(fired), expires_at=at(expires))
+    assert timing.not_before < at("2026-11-26T15:00:00Z")  # never held until the morning, after the fast began
+
+
+def test_a_late_reminder_is_held_by_nothing_but_expires_within_its_tolerance():
+    fired = at("2026-11-26T04:09:00Z")  # 21:09 MST
+    assert in_quiet_hours(CATALOGUE, fired, "America/Denver")
+    timing = reminder_timing(FASTING_DUE, timedelta(hours=1), fired)
+    assert not expired(timing.expires_at, at("2026-11-26T04:59:00Z"))  # its last moment: still sent
+    assert expired(timing.expires_at, at("2026-11-26T04:59:01Z"))  # past it: skipped, recorded, never sent
+    assert expired(timing.expires_at, at("2026-11-26T15:00:00Z"))  # what quiet hours used to hold it until
+
+
+@pytest.mark.parametrize(("expires_at", "now", "is_expired"), [
+    (None, "2030-01-01T00:00:00Z", False),  # a message with no expiry never expires
+    ("2026-11-26T15:00:00Z", "2026-11-26T14:59:59Z", False),
+    ("2026-11-26T15:00:00Z", "2026-11-26T15:00:00Z", False),
+    ("2026-11-26T15:00:00Z", "2026-11-26T15:00:01Z", True),
+])
+def test_a_message_past_its_expiry_is_no_longer_of_use(expires_at, now, is_expired):
+    assert expired(expires_at and at(expires_at), at(now)) is is_expired
+
+
+def test_a_message_an_event_causes_waits_for_the_morning_and_keeps_the_events_expiry():
+    night, morning = at("2026-11-26T05:00:00Z"), at("2026-11-26T15:00:00Z")  # 22:00 and 08:00 MST
+    arrival = night + timedelta(minutes=30)
+    assert message_timing(CATALOGUE, "appointment.booked", night, "America/Denver") == Timing(morning)
+    assert message_timing(CATALOGUE, "appointment.booked", night, "America/Denver", quiet_hours=False) \
+        == Timing(night)
+    assert message_timing(CATALOGUE, "visit.en_route", night, "America/Denver", expires_at=arrival) \
+        == Timing(night, arrival)
+
+
+def catalogue_with(change) -> VersionedConfig:
+    document = yaml.safe_load((CONFIG_DIR / "messages.yml").read_text())
+    change(document["versions"][0]["kinds"])
+    return VersionedConfig.from_document("messages.yml", document, MessageCatalogueSchema())
+
+
+def test_the_calendar_file_goes_with_the_kinds_the_catalogue_marks():
+    assert {kind for kind in CATALOGUE["kinds"] if carries_calendar(CATALOGUE, kind)} == {
+        "appointment.booked", "appointment.rescheduled"}
+    without = catalogue_with(lambda kinds: kinds["appointment.rescheduled"].update(calendar=False)).effective_at()
+    assert not carries_calendar(without, "appointment.rescheduled")
+    assert carries_calendar(without, "appointment.booked")
+
+
+def test_a_calendar_on_a_kind_whose_event_carries_no_visit_time_is_refused_at_start_up():
+    with pytest.raises(ConfigurationInvalid, match="appointment.cancelled"):
+        catalogue_with(lambda kinds: kinds["appointment.cancelled"].update(calendar=True))
 
 
 def test_a_failed_send_is_retried_with_doubling_waits_then_given_up():
