@@ -37,15 +37,19 @@ def compose_environment(service: dict) -> dict[str, str]:
 
 
 def interpolated(value: str, variables: dict[str, str]) -> str:
-    """Compose's interpolation of ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?error}`` from ``variables``."""
+    """Compose's interpolation of ``${NAME}``, ``${NAME:-default}``, ``${NAME-default}`` (the default only when
+    unset), ``${NAME:?error}`` and ``${NAME?error}`` from ``variables``."""
     def replace(match: re.Match) -> str:
         name, operator, argument = match.group(1), match.group(2), match.group(3)
-        if name in variables:
-            return variables[name]
-        assert operator != ":?", f"compose needs {name}: {argument}"
-        return argument if operator == ":-" else ""
+        unset = name not in variables
+        missing = unset or (operator in (":-", ":?") and variables[name] == "")
+        if operator in (":?", "?") and missing:
+            raise AssertionError(f"compose needs {name}: {argument}")
+        if operator in (":-", "-") and missing:
+            return argument
+        return variables.get(name, "")
 
-    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", replace, value)
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?|-|\?)([^}]*))?\}", replace, value)
 
 
 def rendered(overlay: str) -> tuple[dict, ...]:

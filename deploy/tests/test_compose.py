@@ -4,12 +4,14 @@ process of the platform with its broker and a replica-set MongoDB, started in or
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 
 from deploy.processes import PROCESSES, SERVICE_CLASSES
-from deploy.tests.manifests import DEPLOY, ROOT, compose
+from deploy.tests.manifests import DEPLOY, ROOT, compose, interpolated
+from gateway.endpoints import ROUTES
 
 SCHEMA = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text())
 SERVICES = compose()["services"]
@@ -80,3 +82,23 @@ def test_data_lives_in_named_volumes():
     for name in ("rabbitmq", "mongo"):
         sources = {volume.split(":")[0] for volume in SERVICES[name]["volumes"]}
         assert sources and sources <= named, f"{name} keeps data outside named volumes: {sources - named}"
+
+
+def option(argv: list[str], name: str) -> str:
+    assert name in argv, f"{name} is not given: {argv}"
+    return argv[argv.index(name) + 1]
+
+
+def test_the_stripe_double_sends_its_webhooks_to_the_gateway_signed_with_the_gateways_secret():
+    """Billing's payments go to the double; the double's events must reach the gateway's Stripe webhook route and
+    pass its signature check, or a deposit paid with 3-D Secure never reaches billing."""
+    double, gateway = SERVICES["stripe-double"], SERVICES["gateway"]
+    assert double["command"][:3] == ["python", "-m", "services.billing.stripe_double"]
+    assert interpolated(SERVICES["billing"]["environment"]["STRIPE_API_BASE"], {}) == "http://stripe-double:8420"
+    target = urlsplit(option(double["command"], "--webhook-url"))
+    port = gateway["environment"]["GATEWAY_ADDRESS"].rsplit(":", 1)[1]
+    webhook = next(route for route in ROUTES if route.operation_id == "stripeWebhook")
+    assert (target.scheme, target.netloc, target.path) == ("http", f"gateway:{port}", webhook.path)
+    secret = option(double["command"], "--webhook-secret")
+    assert secret == gateway["environment"]["STRIPE_WEBHOOK_SECRET"], "the double signs with another secret"
+    assert interpolated(secret, {}).startswith("whsec_"), "with no deploy/.env value, the double's default is used"

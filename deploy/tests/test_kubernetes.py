@@ -7,6 +7,7 @@ schemas are not vendored here: they are checked only for what the platform relie
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate
@@ -14,6 +15,7 @@ import pytest
 
 from deploy.processes import PROCESSES, SERVICE_CLASSES
 from deploy.tests.manifests import OVERLAYS, ROOT, container, example_secrets, find, one, rendered
+from gateway.endpoints import ROUTES
 
 #: The oldest and the newest Kubernetes versions the manifests are validated against.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
@@ -195,3 +197,122 @@ def test_the_clinic_configuration_configmap_of_each_service_holds_every_file_of_
                                       f"{sorted(mounted - files)} in the configMapGenerator of "
                                       f"deploy/k8s/base/kustomization.yaml (a sub-folder: a ConfigMap of its own, "
                                       f"projected with items in the Deployment's volume)")
+
+
+# --- what the NetworkPolicies let through ---------------------------------------------------------------------
+
+#: The pods the RabbitMQ Cluster Operator makes for the RabbitmqCluster (by the label the policies select on).
+RABBITMQ_POD = {"app.kubernetes.io/name": "infusion-rabbitmq"}
+KUBE_DNS = ({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"})
+#: An API server as a cluster may have it: a private address, behind the `kubernetes` Service's 443 or on 6443.
+API_SERVER = "10.0.0.1"
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        holds = {"In": labels.get(key) in values, "NotIn": labels.get(key) not in values,
+                 "Exists": key in labels, "DoesNotExist": key not in labels}[operator]
+        if not holds:
+            return False
+    return True
+
+
+def peer_matches(peer: dict, labels: dict | None, namespace: dict | None, address: str | None) -> bool:
+    """Whether a policy's from/to entry covers the other end: a pod (its labels; its namespace's labels, None for
+    the policy's own namespace) or an address outside the pod network."""
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        return address is not None and ipaddress.ip_address(address) in ipaddress.ip_network(block["cidr"]) and not any(
+            ipaddress.ip_address(address) in ipaddress.ip_network(cidr) for cidr in block.get("except", []))
+    if labels is None:
+        return False
+    if "namespaceSelector" in peer:
+        in_namespace = namespace is not None and selects(peer["namespaceSelector"], namespace)
+    else:
+        in_namespace = namespace is None
+    return in_namespace and selects(peer.get("podSelector", {}), labels)
+
+
+def port_matches(rule: dict, port: int, protocol: str) -> bool:
+    return not rule.get("ports") or any(
+        item.get("protocol", "TCP") == protocol and item["port"] <= port <= item.get("endPort", item["port"])
+        for item in rule["ports"])
+
+
+def allowed(policies: list[dict], direction: str, pod: dict, port: int, protocol: str = "TCP", *,
+            peer: dict | None = None, namespace: dict | None = None, address: str | None = None) -> bool:
+    """Whether the policies let ``pod`` (its labels) send (``Egress``) to, or take (``Ingress``) from, the peer on
+    ``port``: as Kubernetes decides, a pod no policy of that direction selects is not isolated."""
+    applying = [policy["spec"] for policy in policies if selects(policy["spec"]["podSelector"], pod)
+                and direction in policy["spec"].get("policyTypes", ["Ingress"])]
+    key, peers = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+    return not applying or any(
+        port_matches(rule, port, protocol)
+        and (not rule.get(peers) or any(peer_matches(item, peer, namespace, address) for item in rule[peers]))
+        for spec in applying for rule in spec.get(key, []))
+
+
+def pod_labels(documents, deployment: str) -> dict:
+    return one(documents, "Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rabbitmq_nodes_reach_each_other_and_the_kubernetes_api_to_find_their_peers(overlay):
+    """Peer discovery asks the API server for the other nodes; then epmd (4369), the distribution port (25672) and
+    the CLI tools' range (35672-35682) between nodes; a node that cannot reach them never joins the cluster."""
+    policies = find(rendered(overlay), "NetworkPolicy")
+    for port in (4369, 25672, 35672, 35682):
+        assert allowed(policies, "Egress", RABBITMQ_POD, port, peer=RABBITMQ_POD), f"node to node on {port}"
+        assert allowed(policies, "Ingress", RABBITMQ_POD, port, peer=RABBITMQ_POD), f"node from node on {port}"
+    for port in (443, 6443):
+        assert allowed(policies, "Egress", RABBITMQ_POD, port, address=API_SERVER), f"to the API server on {port}"
+    assert allowed(policies, "Egress", RABBITMQ_POD, 53, "UDP", peer=KUBE_DNS[0], namespace=KUBE_DNS[1])
+    assert not allowed(policies, "Egress", RABBITMQ_POD, 27017, address=API_SERVER)
+
+
+def test_the_policies_check_bites():
+    """The evaluation above refuses what no policy allows."""
+    policies = find(rendered("staging"), "NetworkPolicy")
+    intake = pod_labels(rendered("staging"), "intake")
+    assert not allowed(policies, "Ingress", intake, 8000, peer=pod_labels(rendered("staging"), "gateway"))
+    assert allowed(policies, "Egress", intake, 5672, peer=RABBITMQ_POD)
+    assert not allowed(policies, "Egress", intake, 443, address="203.0.113.9")
+
+
+def test_the_staging_stripe_double_sends_its_webhooks_to_the_gateway_signed_with_the_gateways_secret():
+    """The double is staging's Stripe: billing's payments go to it and its events, signed, to the gateway's
+    webhook route; with another secret, or a policy in the way, a 3-D Secure deposit never reaches billing."""
+    documents = rendered("staging")
+    double = one(documents, "Deployment", "stripe-double")
+    item = container(double)
+    command = item["command"]
+    assert command[:3] == ["python", "-m", "services.billing.stripe_double"]
+    assert one(documents, "ConfigMap", "billing-settings")["data"]["STRIPE_API_BASE"] == "http://stripe-double:8420"
+
+    target = urlsplit(command[command.index("--webhook-url") + 1])
+    webhook = next(route for route in ROUTES if route.operation_id == "stripeWebhook")
+    assert (target.scheme, target.hostname, target.path) == ("http", "gateway", webhook.path)
+    service_ports = {item["port"] for item in one(documents, "Service", "gateway")["spec"]["ports"]}
+    assert (target.port or 80) in service_ports, f"the gateway's Service has no port {target.port or 80}"
+
+    secret_file = command[command.index("--webhook-secret-file") + 1]
+    mount = next(mount for mount in item["volumeMounts"] if secret_file.startswith(mount["mountPath"] + "/"))
+    volume = next(volume for volume in double["spec"]["template"]["spec"]["volumes"]
+                  if volume["name"] == mount["name"])["secret"]
+    key = next(entry["key"] for entry in volume["items"]
+               if mount["mountPath"] + "/" + entry["path"] == secret_file)
+    gateway_secret = next(variable for variable in container(one(documents, "Deployment", "gateway"))["env"]
+                          if variable["name"] == "STRIPE_WEBHOOK_SECRET")["valueFrom"]["secretKeyRef"]
+    assert (volume["secretName"], key) == (gateway_secret["name"], gateway_secret["key"]), (
+        "the double signs with another secret than the one the gateway checks with")
+
+    policies = find(documents, "NetworkPolicy")
+    labels, gateway = pod_labels(documents, "stripe-double"), pod_labels(documents, "gateway")
+    target_port = container(one(documents, "Deployment", "gateway"))["ports"][0]["containerPort"]
+    assert allowed(policies, "Egress", labels, target_port, peer=gateway), "the double cannot reach the gateway"
+    assert allowed(policies, "Ingress", gateway, target_port, peer=labels), "the gateway does not take the double's"
+    assert allowed(policies, "Egress", labels, 53, "UDP", peer=KUBE_DNS[0], namespace=KUBE_DNS[1]), "no DNS"
+    assert allowed(policies, "Ingress", labels, 8420, peer=pod_labels(documents, "billing"))

@@ -24,7 +24,8 @@ localstripe does not do:
 - **Events localstripe does not send**: ``charge.refunded`` after a refund, ``charge.dispute.created`` on demand
   (``POST /_config/double/disputes`` with ``charge``).
 
-Run: ``python -m services.billing.stripe_double --port 8420 [--host 127.0.0.1] [--state FILE]``. Point the
+Run: ``python -m services.billing.stripe_double --port 8420 [--host 127.0.0.1] [--state FILE] [--webhook-url URL
+(--webhook-secret S | --webhook-secret-file PATH)]``. Point the
 ``stripe`` library at ``http://127.0.0.1:8420`` with any ``sk_test_...`` key. localstripe is GPL-3.0; it runs as
 this separate process and no service imports it.
 """
@@ -412,8 +413,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8420)
     parser.add_argument("--state", type=Path, help="keep the stand-in's objects in this file across restarts")
+    parser.add_argument("--webhook-url", help="send every event, signed, to this endpoint from the start (as "
+                                              "POST /_config/webhooks/{id} does): the gateway's /v1/webhooks/stripe")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument("--webhook-secret", help="the secret the events to --webhook-url are signed with (whsec_...)")
+    secret.add_argument("--webhook-secret-file", type=Path, help="a file holding that secret (a mounted Secret)")
     args = parser.parse_args(argv)
+    webhook_secret = args.webhook_secret
+    if args.webhook_secret_file is not None:
+        try:
+            webhook_secret = args.webhook_secret_file.read_text().strip()
+        except OSError as error:
+            parser.error(f"--webhook-secret-file: {error}")
+    if args.webhook_url is None and webhook_secret:
+        parser.error("a webhook secret without --webhook-url")
+    if args.webhook_url is not None:
+        if not args.webhook_url.startswith(("http://", "https://")) or not webhook_secret:
+            parser.error("--webhook-url needs an http(s) address and a secret (--webhook-secret or "
+                         "--webhook-secret-file, not empty)")
+        webhooks.register_webhook("start-up", args.webhook_url, webhook_secret, None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stripe-double %(message)s")
+    if args.webhook_url is not None:
+        log.info("sending webhooks to %s", args.webhook_url)
     web.run_app(build_app(args.state), host=args.host, port=args.port, print=None, access_log=None)
 
 
