@@ -20,7 +20,7 @@ from gateway.access import require_patient_access
 from gateway.api import ApiRequest, Forbidden, api
 from gateway.pagination import PageQuerySchema
 from gateway.routes import Route
-from gateway.schemas import AddressSchema, ContactPersonSchema, PatientSchema
+from gateway.schemas import LANGUAGE_TAG, AddressSchema, ContactPersonSchema, PatientSchema
 
 _ID = validate.Length(min=1, max=100)
 UPSTREAM = (502, 503, 504)
@@ -38,6 +38,8 @@ class PatientUpdateSchema(Schema):
     address = fields.Nested(AddressSchema)
     time_zone = fields.String(metadata={"example": "America/Denver"})
     sms_opt_in = fields.Boolean()
+    locale = fields.String(allow_none=True, validate=validate.Regexp(LANGUAGE_TAG, error="a language tag: en, es-US"),
+                           metadata={"description": "The patient's language for messages (default en)"})
     escort = fields.Nested(ContactPersonSchema)
     emergency_contact = fields.Nested(ContactPersonSchema)
 

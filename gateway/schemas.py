@@ -18,6 +18,8 @@ _ID = validate.Length(min=1, max=100)
 _CLOCK = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="a local time HH:MM")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
+LANGUAGE_TAG = r"^[a-z]{2}(-[A-Z]{2})?$"
+
 
 class AddressSchema(Schema):
     line1 = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -57,6 +59,8 @@ class PatientRegistrationSchema(Schema):
     address = fields.Nested(AddressSchema, required=True)
     time_zone = fields.String(required=True, metadata={"example": "America/Denver"})
     sms_opt_in = fields.Boolean(metadata={"description": "Consent to receive texts (TCPA)"})
+    locale = fields.String(allow_none=True, validate=validate.Regexp(LANGUAGE_TAG, error="a language tag: en, es-US"),
+                           metadata={"description": "The patient's language for messages (default en)"})
     escort = fields.Nested(ContactPersonSchema, required=True,
                            metadata={"description": "The responsible adult present when the nurse leaves"})
     emergency_contact = fields.Nested(ContactPersonSchema, required=True)

@@ -15,6 +15,7 @@ class PatientRegistered(Schema):
     phone = fields.String(required=True)
     time_zone = fields.String(required=True)
     sms_opt_in = fields.Boolean(required=True)
+    locale = fields.String(allow_none=True, metadata={"description": "the patient's language (en, es-US), if given"})
 
 
 @event_schema("patient.updated", version=1)

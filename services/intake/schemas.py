@@ -57,6 +57,8 @@ class _ContactFields(Schema):
     address = fields.Nested(AddressSchema, required=True)
     time_zone = fields.String(required=True)
     sms_opt_in = fields.Boolean(load_default=False)
+    locale = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^[a-z]{2}(-[A-Z]{2})?$", error="a language tag such as en or es-US"))
     escort = fields.Nested(ContactPersonSchema, required=True)
     emergency_contact = fields.Nested(ContactPersonSchema, required=True)
 

@@ -62,7 +62,7 @@ CHANGE_ATTEMPTS = 8
 #: Fields of ``patient.updated`` (non-clinical), as named in the event and where they are in the record.
 UPDATED_FIELDS = {"first_name": ("first_name",), "last_name": ("last_name",), "email": ("email",),
                   "phone": ("phone",), "time_zone": ("time_zone",), "sms_opt_in": ("sms_opt_in",),
-                  "state": ("address", "state"), "postal_code": ("address", "postal_code")}
+                  "locale": ("locale",), "state": ("address", "state"), "postal_code": ("address", "postal_code")}
 
 Change = tuple[dict[str, Any], list[tuple[str, dict[str, Any]]], dict[str, Any]]
 
@@ -87,6 +87,7 @@ class IntakeService(RpcServiceBase):
         registered = self.store.event("patient.registered", {
             "patient_id": patient["_id"], "first_name": patient["first_name"], "email": patient["email"],
             "phone": patient["phone"], "time_zone": patient["time_zone"], "sms_opt_in": patient["sms_opt_in"],
+            "locale": patient["locale"],
         })
         try:
             self.store.insert_with_events("patients", stored, [registered])

@@ -73,6 +73,18 @@ def test_a_contact_change_is_announced_with_only_the_changed_non_clinical_fields
         rpc("update_patient", ana, {})
 
 
+def test_the_patients_language_reaches_notifications_at_registration_and_when_changed(rpc, events):
+    ana = rpc("register_patient", a_registration(locale="es-US"))["id"]
+    rpc("update_patient", ana, {"locale": "en"})
+
+    registered, updated = events(2)
+    assert registered[1]["locale"] == "es-US"
+    assert updated == ("patient.updated", {"patient_id": ana, "locale": "en"})
+    with pytest.raises(InvalidInput) as refused:
+        rpc("update_patient", ana, {"locale": "spanish"})
+    assert list(refused.value.details["errors"]) == ["locale"]
+
+
 def test_an_email_another_patient_has_cannot_be_taken_or_registered_and_nothing_is_revealed(rpc):
     ana = rpc("register_patient", a_registration())
     bea = rpc("register_patient", a_registration(email="bea@example.com"))["id"]
