@@ -4,6 +4,10 @@
 the parsed arguments and returning the exit status. They read ``MONGO_URI``, ``DATABASE_PREFIX`` and
 ``AMQP_URI`` from the environment, with the services' defaults. ``export`` and ``reconcile`` ask billing by RPC
 (the same pages the gateway streams); ``ledger check`` reads the journal directly, one entry at a time.
+
+``export`` writes the export, and nothing else, on standard output (or ``-o``); on standard error it shows a
+progress bar while standard error is a terminal (journal entries read out of the total billing counts with the
+first page: tqdm's bar when tqdm is installed, else a plain one), and always ends with the number of rows written.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from datetime import date
 from typing import Any, TextIO
 
@@ -64,47 +69,119 @@ def ledger_check(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
-def export_pages(billing: Any, kind: str, date_from: date, date_to: date) -> Any:
-    """The rows of an export, page by page from billing (one page in memory at a time)."""
+class PlainBar:
+    """A progress bar in one line of a terminal, redrawn at most ten times a second (when tqdm is missing)."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, total: int | None, label: str, unit: str) -> None:
+        self.stream, self.total, self.label, self.unit = stream, total, label, unit
+        self.done, self.started, self.drawn_at = 0, time.monotonic(), 0.0
+
+    def update(self, amount: int) -> None:
+        self.done += amount
+        if time.monotonic() - self.drawn_at >= 0.1:
+            self._draw()
+
+    def _draw(self) -> None:
+        self.drawn_at = time.monotonic()
+        rate = self.done / max(self.drawn_at - self.started, 1e-9)
+        if self.total:
+            filled = min(self.WIDTH, self.WIDTH * self.done // self.total)
+            bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {100 * self.done // self.total:3d}% "
+            count = f"{self.done:,}/{self.total:,}"
+        else:
+            bar, count = "", f"{self.done:,}"
+        self.stream.write(f"\r{self.label}: {bar}{count} {self.unit} ({rate:,.0f}/s)")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self._draw()
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def progress_bar(stream: TextIO, total: int | None, label: str, unit: str = "entries") -> Any:
+    """tqdm's bar when tqdm is installed, else ``PlainBar``: both take ``update(n)`` and ``close()``."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return PlainBar(stream, total, label, unit)
+    return tqdm(total=total, desc=label, unit=f" {unit}", unit_scale=False, file=stream, dynamic_ncols=True,
+                leave=True, mininterval=0.1)
+
+
+class ExportProgress:
+    """The export's progress on ``stream`` (standard error): a bar of journal entries read, shown only when the
+    stream is a terminal (``bar``: True or False to decide), then one line with the rows written."""
+
+    def __init__(self, stream: TextIO, kind: str, bar: bool | None = None,
+                 make_bar: Any = progress_bar) -> None:
+        self.stream, self.kind = stream, kind
+        self.show_bar = stream.isatty() if bar is None else bar
+        self.make_bar = make_bar
+        self.bar: Any = None
+
+    def started(self, total_entries: int | None) -> None:
+        if self.show_bar:
+            self.bar = self.make_bar(self.stream, total_entries, self.kind)
+
+    def read(self, entries: int) -> None:
+        if self.bar is not None:
+            self.bar.update(entries)
+
+    def finished(self, rows: int) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.stream.write(f"{self.kind}: {rows:,} rows written\n")
+        self.stream.flush()
+
+
+def export_pages(billing: Any, kind: str, date_from: date, date_to: date,
+                 progress: ExportProgress | None = None) -> Any:
+    """The rows of an export, page by page from billing (one page in memory at a time); ``progress`` is told
+    the total billing counts with the first page and the entries each page read."""
     cursor = None
     while True:
         page = billing.export_page(kind, date_from.isoformat(), date_to.isoformat(), cursor=cursor, limit=100)
+        if progress is not None and cursor is None:
+            progress.started(page.get("total_entries"))
         yield from page["rows"]
+        if progress is not None:
+            progress.read(page.get("entries", len(page["rows"])))
         cursor = page["next_cursor"]
         if cursor is None:
             return
 
 
-def write_export(rows: Any, kind: str, fmt: str, out: TextIO, progress: TextIO | None = None) -> int:
-    """Write the rows encoded as ``fmt``; a running count of rows on ``progress``. The number of rows."""
+def write_export(rows: Any, kind: str, fmt: str, out: TextIO, progress: ExportProgress | None = None) -> int:
+    """Write the rows encoded as ``fmt``; the number of rows (also told to ``progress`` at the end)."""
     written = 0
 
     def counted() -> Any:
         nonlocal written
         for row in rows:
             written += 1
-            if progress is not None and written % 1000 == 0:
-                progress.write(f"\r{kind}: {written:,} rows")
-                progress.flush()
             yield row
 
     for chunk in exports.encoded(kind, fmt, counted()):
         out.write(chunk)
     if progress is not None:
-        progress.write(f"\r{kind}: {written:,} rows written\n")
+        progress.finished(written)
     return written
 
 
 def export_command(args: argparse.Namespace) -> int:
     from nameko.standalone.rpc import ClusterRpcProxy
 
+    progress = ExportProgress(sys.stderr, args.kind)
     with ClusterRpcProxy(_rpc_config()) as rpc:
-        rows = export_pages(rpc.billing, args.kind, args.date_from, args.date_to)
+        rows = export_pages(rpc.billing, args.kind, args.date_from, args.date_to, progress=progress)
         if args.output:
             with open(args.output, "w", newline="") as out:
-                write_export(rows, args.kind, args.format, out, progress=sys.stderr)
+                write_export(rows, args.kind, args.format, out, progress=progress)
         else:
-            write_export(rows, args.kind, args.format, sys.stdout, progress=sys.stderr)
+            write_export(rows, args.kind, args.format, sys.stdout, progress=progress)
     return 0
 
 

@@ -17,27 +17,34 @@ from chassis.clock import as_utc, isoformat
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "payments": ("posted_at", "payment_intent_id", "charge_id", "kind", "patient_id", "hold_id", "invoice_id",
-                 "amount_cents", "fee_cents", "currency"),
+                 "amount_cents", "fee_cents", "currency", "purchase_id"),
     "refunds": ("posted_at", "refund_id", "payment_intent_id", "reason", "patient_id", "hold_id", "invoice_id",
                 "amount_cents", "currency"),
     "fees": ("posted_at", "invoice_id", "patient_id", "reason", "fee_cents", "currency", "fee_policy_version"),
     "ledger": ("posted_at", "entry_id", "cause", "kind", "account", "amount_cents", "currency", "patient_id",
-               "hold_id", "invoice_id"),
+               "hold_id", "invoice_id", "purchase_id"),
     "daily-revenue": ("date", "currency", "visit_revenue_cents", "discounts_cents", "fee_revenue_cents",
                       "refunds_cents", "processor_fees_cents", "net_revenue_cents"),
 }
 KINDS = tuple(COLUMNS)
+#: The journal entries of money Stripe moved: charges (a hold's deposit, an invoice's balance, a package sold) and
+#: refunds. Reconciliation compares exactly these with Stripe's balance transactions.
+CHARGE_KINDS = ("deposit", "balance", "package")
+STRIPE_KINDS = (*CHARGE_KINDS, "refund")
 #: Which journal entries each export reads (None: all).
 ENTRY_KINDS: dict[str, tuple[str, ...] | None] = {
-    "payments": ("deposit", "balance"), "refunds": ("refund",), "fees": ("called_off",), "ledger": None,
-    "daily-revenue": ("visit", "called_off", "refund", "deposit", "balance"),
+    "payments": CHARGE_KINDS, "refunds": ("refund",), "fees": ("called_off",), "ledger": None,
+    "daily-revenue": ("visit", "called_off", "refund", *CHARGE_KINDS),
 }
+#: What a line of money at Stripe belongs to: a hold, an invoice or a package purchase (lines without one, such as
+#: Stripe's fee or a dispute, are not a payment's amount).
+_OWNERS = ("invoice_id", "hold_id", "purchase_id")
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
 
 def _cash(entry: Mapping[str, Any]) -> int:
     return sum(item["amount_cents"] for item in entry["lines"]
-               if item["account"] == "cash_at_stripe" and ("invoice_id" in item or "hold_id" in item))
+               if item["account"] == "cash_at_stripe" and any(owner in item for owner in _OWNERS))
 
 
 def _account_total(entry: Mapping[str, Any], prefix: str) -> int:
@@ -51,7 +58,8 @@ def entry_rows(kind: str, entry: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield {"posted_at": posted, "payment_intent_id": entry.get("payment_intent_id"),
                "charge_id": entry.get("charge_id"), "kind": entry["kind"], "patient_id": entry.get("patient_id"),
                "hold_id": entry.get("hold_id"), "invoice_id": entry.get("invoice_id"), "amount_cents": _cash(entry),
-               "fee_cents": entry.get("fee_cents", 0), "currency": entry["currency"]}
+               "fee_cents": entry.get("fee_cents", 0), "currency": entry["currency"],
+               "purchase_id": entry.get("purchase_id")}
     elif kind == "refunds":
         yield {"posted_at": posted, "refund_id": entry.get("refund_id"),
                "payment_intent_id": entry.get("payment_intent_id"), "reason": entry.get("reason"),
@@ -68,7 +76,7 @@ def entry_rows(kind: str, entry: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             yield {"posted_at": posted, "entry_id": entry["_id"], "cause": entry["cause"], "kind": entry["kind"],
                    "account": item["account"], "amount_cents": item["amount_cents"], "currency": entry["currency"],
                    "patient_id": item.get("patient_id"), "hold_id": item.get("hold_id"),
-                   "invoice_id": item.get("invoice_id")}
+                   "invoice_id": item.get("invoice_id"), "purchase_id": item.get("purchase_id")}
     else:
         raise ValueError(f"unknown export {kind!r}")
 
@@ -142,9 +150,10 @@ def encoded(kind: str, fmt: str, rows_: Iterable[Mapping[str, Any]], header: boo
 
 
 def ledger_movements(entries: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-    """What the ledger says Stripe moved: each charge (by charge id) and each refund (by refund id)."""
+    """What the ledger says Stripe moved: each charge (by charge id: deposits, balances, packages) and each refund
+    (by refund id)."""
     for entry in entries:
-        if entry["kind"] in ("deposit", "balance"):
+        if entry["kind"] in CHARGE_KINDS:
             yield {"source": entry.get("charge_id") or entry.get("payment_intent_id"), "amount_cents": _cash(entry),
                    "fee_cents": entry.get("fee_cents", 0), "entry_id": entry["_id"]}
         elif entry["kind"] == "refund":
@@ -176,6 +185,19 @@ def reconcile(movements: Iterable[Mapping[str, Any]],
     differences += [{"problem": "missing_at_stripe", "source": source, "stripe_amount_cents": None,
                      "ledger_amount_cents": movement["amount_cents"]} for source, movement in ours.items()]
     return differences
+
+
+class Counted:
+    """The entries of an iterable as they go by, counted (an export page says how many entries it read)."""
+
+    def __init__(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        self.entries = entries
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        for entry in self.entries:
+            self.count += 1
+            yield entry
 
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:

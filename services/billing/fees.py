@@ -2,6 +2,10 @@
 
 Plain Python, no Nameko. The policy is versioned configuration (``config/fees.yml``); every decision names the
 version it used. Fees are kept from what the patient paid (the deposit), never charged above it.
+
+A visit paid by a package credit that does not happen gives the credit back to the package whatever the cause
+(``service._return_package_credit``): a credit is not money paid on the invoice, so the fee, if any, is kept from
+the invoice's deposit alone, as for any visit. A package visit booked without a deposit therefore keeps no fee.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def entry(cause: str, kind: str, currency: str, posted_at: datetime, lines: Iter
     total = sum(item["amount_cents"] for item in kept)
     if total != 0:
         raise UnbalancedEntry(f"entry {cause} is off by {total} cents")
-    return {"_id": derived_id("je", cause), "cause": cause, "kind": kind, "currency": currency,
+    return {"_id": entry_id(cause), "cause": cause, "kind": kind, "currency": currency,
             "posted_at": posted_at, "lines": kept, **about}
 
 
@@ -62,6 +62,26 @@ def package_sold(payment_intent_id: str, purchase_id: str, patient_id: str, amou
     return entry(f"payment:{payment_intent_id}", "package", currency, posted_at,
                  with_processor_fee(lines, fee_cents, patient_id), payment_intent_id=payment_intent_id,
                  charge_id=charge_id, fee_cents=fee_cents, purchase_id=purchase_id, patient_id=patient_id)
+
+
+def package_credit_applied(invoice_id: str, purchase_id: str, patient_id: str, value_cents: int, currency: str,
+                           posted_at: datetime) -> dict[str, Any]:
+    """One visit of a package pays for an invoice: the slot's value moves from what is owed to the patient as
+    visits (``package_credits``) to the invoice's receivable. One per invoice (the claim is keyed by it)."""
+    lines = [line("package_credits", value_cents, patient_id, purchase_id=purchase_id),
+             line("receivable", -value_cents, patient_id, invoice_id=invoice_id)]
+    return entry(f"package-credit:{invoice_id}", "package_credit", currency, posted_at, lines,
+                 invoice_id=invoice_id, purchase_id=purchase_id, patient_id=patient_id)
+
+
+def package_credit_returned(invoice_id: str, purchase_id: str, patient_id: str, value_cents: int, currency: str,
+                            posted_at: datetime) -> dict[str, Any]:
+    """A visit paid by a package credit is called off: the credit goes back to the package (the reverse of
+    ``package_credit_applied``)."""
+    lines = [line("receivable", value_cents, patient_id, invoice_id=invoice_id),
+             line("package_credits", -value_cents, patient_id, purchase_id=purchase_id)]
+    return entry(f"package-credit-returned:{invoice_id}", "package_credit_returned", currency, posted_at, lines,
+                 invoice_id=invoice_id, purchase_id=purchase_id, patient_id=patient_id)
 
 
 def invoice_opened(invoice_id: str, patient_id: str, total_cents: int, deposit_cents: int, hold_id: str | None,
@@ -126,6 +146,11 @@ def dispute_opened(dispute_id: str, patient_id: str, amount_cents: int, currency
     lines = [line("disputed_funds", amount_cents, patient_id), line("cash_at_stripe", -amount_cents, patient_id)]
     return entry(f"dispute:{dispute_id}", "dispute", currency, posted_at, lines, dispute_id=dispute_id,
                  patient_id=patient_id)
+
+
+def entry_id(cause: str) -> str:
+    """The id of the entry of ``cause`` (whether it was written yet can be asked by id)."""
+    return derived_id("je", cause)
 
 
 def total(entries: Iterable[Mapping[str, Any]], account: str | None = None, **about: str) -> int:

@@ -36,6 +36,7 @@ class InvoiceSchema(Schema):
     quote_id = fields.String(allow_none=True)
     hold_id = fields.String(allow_none=True)
     fee_cents = fields.Integer()
+    package_credit = fields.Dict(allow_none=True)
     payments = fields.List(fields.Nested(lambda: PaymentSchema()))
     refunds = fields.List(fields.Nested(lambda: RefundSchema()))
     catalogue_version = fields.String()

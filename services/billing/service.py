@@ -21,7 +21,7 @@ from chassis.rpc import TimedRpcProxy, rpc
 from chassis.service import RpcServiceBase, validated
 from chassis.store import Store
 from chassis.subscriber import subscribe
-from services.billing import documents, exports, fees, ledger
+from services.billing import documents, exports, fees, ledger, packages
 from services.billing.catalogue import quote_package, quote_visit
 from services.billing.dependencies import (
     StripeAccount,
@@ -218,12 +218,10 @@ class BillingService(RpcServiceBase):
         succeeded = self.store.event("payment.succeeded", {**_payment_fields(outcome, patient_id), "kind": "package",
                                                            "invoice_id": None, "appointment_id": None})
         self.store.insert_once("journal", entry, [succeeded])
-        self.store.insert_once("packages", {
-            "_id": purchase_id, "patient_id": patient_id, "package": outcome.metadata["package"],
-            "visit_type": terms["visit_type"], "visits": terms["visits"], "visits_used": 0,
-            "amount_cents": outcome.amount_cents, "catalogue_version": catalogue.version,
-            "expires_at": utcnow() + timedelta(days=terms["valid_days"]),
-            "payment_intent_id": outcome.payment_intent_id})
+        now = utcnow()
+        self.store.insert_once("packages", packages.bought(
+            purchase_id, patient_id, outcome.metadata["package"], terms, outcome.amount_cents, outcome.currency,
+            catalogue.version, now, now + timedelta(days=terms["valid_days"]), outcome.payment_intent_id))
 
     @subscribe("scheduling", "booking.failed", BookingFailed)
     def refund_failed_booking(self, event: Event) -> None:
@@ -243,7 +241,8 @@ class BillingService(RpcServiceBase):
     @subscribe("scheduling", "appointment.booked", AppointmentBooked)
     def invoice_booked_appointment(self, event: Event) -> None:
         """One invoice per appointment, at the price of the hold's quote when it had one, else priced from the
-        catalogue in force when it was booked; the hold's deposit counts towards it."""
+        catalogue in force when it was booked; the hold's deposit counts towards it, and so does one credit of
+        the patient's packages when one covers the visit (``packages``)."""
         booked = event.payload
         quote = self._quote_of(booked)
         if quote is None:
@@ -256,9 +255,16 @@ class BillingService(RpcServiceBase):
                                         booked["start_at"], quote),
                    "hold_id": hold_id, "visit_type": booked["visit_type"], "created_at": utcnow(),
                    "caused_by": event.event_id}
+        claim = self._package_credit(invoice, booked["visit_type"])
+        if claim is not None:
+            invoice = packages.priced_with_credit(invoice, booked["visit_type"], claim)
         self.store.insert_once("journal", ledger.invoice_opened(
             invoice_id, booked["patient_id"], invoice["total_cents"], deposit, hold_id, invoice["currency"],
             utcnow()))
+        if claim is not None:
+            self.store.insert_once("journal", ledger.package_credit_applied(
+                invoice_id, claim["purchase_id"], booked["patient_id"], claim["value_cents"], invoice["currency"],
+                utcnow()))
         created = self.store.event("invoice.created", {
             "invoice_id": invoice_id, "appointment_id": booked["appointment_id"],
             "patient_id": booked["patient_id"], "currency": invoice["currency"],
@@ -266,6 +272,74 @@ class BillingService(RpcServiceBase):
         })
         if self.store.insert_once("invoices", invoice, [created]):
             log.info("invoice %s created for appointment %s", invoice_id, booked["appointment_id"])
+
+    # --- package credits -----------------------------------------------------------------------------------
+
+    def _package_credit(self, invoice: dict[str, Any], visit_type: str) -> dict[str, Any] | None:
+        """The package credit this invoice draws on: the one it already claimed (a redelivery), else one free
+        slot of the patient's packages covering the visit, taken by a conditional write and kept as the
+        invoice's claim (``package_claims``, keyed by the invoice: two deliveries at once keep one claim and
+        the loser gives its slot back). None when no package covers it, or when the invoice was already
+        opened without one (a package bought since does not reprice it)."""
+        invoice_id = invoice["_id"]
+        kept = self.store.db.package_claims.find_one({"_id": invoice_id})
+        if kept is not None:
+            return kept
+        if invoice["total_cents"] <= 0 or self.store.db.journal.find_one(
+                {"_id": ledger.entry_id(f"invoice:{invoice_id}")}, {"_id": 1}) is not None:
+            return None
+        taken = self._slot_held_by(invoice_id) or self._take_slot(invoice, visit_type) or self._slot_held_by(
+            invoice_id)
+        if taken is None:
+            return None
+        package, slot = taken
+        claim = packages.credit(invoice_id, package, slot, utcnow())
+        try:
+            self.store.db.package_claims.insert_one(claim)
+        except DuplicateKeyError:
+            claim = self.store.db.package_claims.find_one({"_id": invoice_id})
+            if (claim["purchase_id"], claim["slot"]) != (package["_id"], slot):
+                self._free_slot(package["_id"], slot, invoice_id)
+        return claim
+
+    def _slot_held_by(self, invoice_id: str) -> tuple[dict[str, Any], int] | None:
+        """A slot this invoice took before (a crash before its claim was kept, or another delivery now)."""
+        package = self.store.db.packages.find_one({"slots": invoice_id})
+        return (package, package["slots"].index(invoice_id)) if package is not None else None
+
+    def _take_slot(self, invoice: dict[str, Any], visit_type: str) -> tuple[dict[str, Any], int] | None:
+        """One free slot, the package expiring soonest first; each try is a write conditional on the slot
+        being free (and the package not already used by this invoice), so two invoices never share one."""
+        candidates = self.store.db.packages.find({"patient_id": invoice["patient_id"], "visit_type": visit_type,
+                                                  "slots": None})
+        for package in packages.claim_order(candidates):
+            if not packages.covers(package, visit_type, invoice["currency"], invoice["visit_start_at"]):
+                continue
+            for slot in packages.free_slots(package):
+                taken = self.store.db.packages.update_one(
+                    {"_id": package["_id"], f"slots.{slot}": None, "slots": {"$ne": invoice["_id"]}},
+                    {"$set": {f"slots.{slot}": invoice["_id"]}, "$inc": {"visits_used": 1}})
+                if taken.modified_count == 1:
+                    return package, slot
+        return None
+
+    def _free_slot(self, purchase_id: str, slot: int, invoice_id: str) -> None:
+        self.store.db.packages.update_one({"_id": purchase_id, f"slots.{slot}": invoice_id},
+                                          {"$set": {f"slots.{slot}": None}, "$inc": {"visits_used": -1}})
+
+    def _return_package_credit(self, invoice: dict[str, Any]) -> None:
+        """A visit called off gives its package credit back, whatever the cause (``fees``: a fee is kept only
+        from money paid on the invoice). Each step is idempotent, so a redelivery finishes an interrupted one."""
+        claim = self.store.db.package_claims.find_one({"_id": invoice["_id"]})
+        if claim is None:
+            return
+        self.store.insert_once("journal", ledger.package_credit_returned(
+            invoice["_id"], claim["purchase_id"], invoice["patient_id"], claim["value_cents"], invoice["currency"],
+            utcnow()))
+        self._free_slot(claim["purchase_id"], claim["slot"], invoice["_id"])
+        self.store.db.package_claims.update_one({"_id": invoice["_id"], "status": "applied"},
+                                                {"$set": {"status": "returned", "returned_at": utcnow()}})
+        self.store.db.invoices.update_one({"_id": invoice["_id"]}, {"$set": {"package_credit.status": "returned"}})
 
     def _quote_of(self, booked: dict[str, Any]) -> dict[str, Any] | None:
         if booked.get("quote_id"):
@@ -424,8 +498,10 @@ class BillingService(RpcServiceBase):
         if any(entry["kind"] in ("called_off", "visit") for entry in entries):
             called_off = next((e for e in entries if e["kind"] == "called_off"), None)
             if called_off is not None:
+                self._return_package_credit(invoice)
                 self._refund_credit(invoice, called_off["reason"])
             return
+        self._return_package_credit(invoice)
         policy = FEE_POLICY.effective_at(occurred_at)
         paid = _paid(entries)
         decision = fees.decide(policy, cause, paid, notice_hours=notice_hours,
@@ -579,7 +655,9 @@ class BillingService(RpcServiceBase):
                     limit: int | None = None, format: str | None = None) -> dict[str, Any]:
         """One page of a finance export for ``[date_from, date_to]`` (UTC days) and the next page's cursor; the
         caller pages through, so no answer holds the whole export. The daily summary pages by week. With
-        ``format`` (``csv``, ``jsonl``) the page is also given as ``text`` (the CSV header on the first page)."""
+        ``format`` (``csv``, ``jsonl``) the page is also given as ``text`` (the CSV header on the first page).
+        Every page says how many journal entries it covered (``entries``); the first also how many the whole
+        export will read (``total_entries``), for a progress bar."""
         page = self._export_rows(kind, date_from, date_to, cursor, limit)
         if format is not None:
             if format not in exports.FORMATS:
@@ -591,20 +669,22 @@ class BillingService(RpcServiceBase):
                      limit: int | None) -> dict[str, Any]:
         asked = validated(ExportRequestSchema(), {"kind": kind, "date_from": date_from, "date_to": date_to})
         start, end = exports.day_bounds(asked["date_from"], asked["date_to"])
+        query: dict[str, Any] = {"posted_at": {"$gte": start, "$lt": end}}
+        if exports.ENTRY_KINDS[kind] is not None:
+            query["kind"] = {"$in": list(exports.ENTRY_KINDS[kind])}
+        counted = {} if cursor else {"total_entries": self.store.db.journal.count_documents(query)}
         if kind == "daily-revenue":
             week_start = datetime.fromisoformat(cursor) if cursor else start
             week_end = min(week_start + timedelta(days=7), end)
-            found = self.store.db.journal.find(
-                {"posted_at": {"$gte": week_start, "$lt": week_end}, "kind": {"$in": exports.ENTRY_KINDS[kind]}},
-                {"outbox": 0}).sort([("posted_at", 1), ("_id", 1)])
-            return {"rows": list(exports.rows(kind, found)),
-                    "next_cursor": week_end.isoformat() if week_end < end else None}
-        query: dict[str, Any] = {"posted_at": {"$gte": start, "$lt": end}}
-        if exports.ENTRY_KINDS[kind] is not None:
-            query["kind"] = {"$in": exports.ENTRY_KINDS[kind]}
+            found = exports.Counted(self.store.db.journal.find(
+                {**query, "posted_at": {"$gte": week_start, "$lt": week_end}},
+                {"outbox": 0}).sort([("posted_at", 1), ("_id", 1)]))
+            return {"rows": list(exports.rows(kind, found)), "entries": found.count,
+                    "next_cursor": week_end.isoformat() if week_end < end else None, **counted}
         page = fetch_page(self.store.db.journal, query, "posted_at", cursor=cursor, limit=limit,
                           projection={"outbox": 0})
-        return {"rows": list(exports.rows(kind, page.items)), "next_cursor": page.next_cursor}
+        return {"rows": list(exports.rows(kind, page.items)), "entries": len(page.items),
+                "next_cursor": page.next_cursor, **counted}
 
     @rpc
     def reconcile(self, date_from: str, date_to: str) -> dict[str, Any]:
@@ -612,7 +692,7 @@ class BillingService(RpcServiceBase):
         asked = validated(ExportRequestSchema(), {"kind": "ledger", "date_from": date_from, "date_to": date_to})
         start, end = exports.day_bounds(asked["date_from"], asked["date_to"])
         entries = self.store.db.journal.find({"posted_at": {"$gte": start, "$lt": end},
-                                              "kind": {"$in": ["deposit", "balance", "refund"]}}, {"outbox": 0})
+                                              "kind": {"$in": list(exports.STRIPE_KINDS)}}, {"outbox": 0})
         transactions = self._stripe("balance_transactions", int(start.timestamp()),
                                     int(end.timestamp()))
         differences = exports.reconcile(exports.ledger_movements(entries), transactions)

@@ -87,3 +87,22 @@ def test_the_commands_register_under_the_infusion_parser():
     assert reconcile.run.__name__ == "reconcile_command"
     with pytest.raises(SystemExit):
         parser.parse_args(["export", "everything", "--from", "2026-11-01", "--to", "2026-11-30"])
+
+
+def test_a_package_sale_reconciles_with_its_charge_at_stripe(container_factory, service_config):
+    with running() as stripe_base:  # a stand-in of its own: only this sale is at "Stripe"
+        container = container_factory(BillingService, {**service_config, "STRIPE_API_KEY": "sk_test_packages",
+                                                       "STRIPE_API_BASE": stripe_base})
+        container.start()
+        rpc = Local(container)
+        bought = rpc.buy_package({"patient_id": "pat_fin_pkg", "package": "induction-6",
+                                  "payment_method_id": "pm_card_visa"})
+        today = datetime.now(UTC).date()
+
+        reconciled = rpc.reconcile(today.isoformat(), today.isoformat())
+        rows = list(export_pages(rpc, "payments", today, today))
+        first_page = rpc.export_page("payments", today.isoformat(), today.isoformat(), limit=100)
+
+    assert (reconciled["stripe_transactions"], reconciled["differences"]) == (1, [])
+    assert [(row["kind"], row["payment_intent_id"]) for row in rows] == [("package", bought["payment_intent_id"])]
+    assert (first_page["total_entries"], first_page["entries"]) == (1, 1)  # the CLI's progress bar total

@@ -1,110 +1,20 @@
 """Money through the real broker and store and the Stripe stand-in: a hold's deposit charged once whatever
 happens (a repeat, a lost answer, three webhooks out of order), 3-D Secure and declines answered properly, the
 balance charged off-session after the visit, fees and refunds by the policy, and a ledger that sums to zero
-after every test."""
+after every test (fixtures in ``conftest``, helpers in ``support``)."""
 
 import base64
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import requests
-from kombu import Connection, Exchange, Queue
-from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook
 
-from chassis.clock import isoformat, utcnow
 from chassis.errors import DomainError, InvalidInput
-from chassis.ids import new_id
 from chassis.testing import wait_for
 from services.billing import ledger
-from services.billing.service import BillingService
+from services.billing.tests.interface.support import START, booked_from_hold, call, charges, held, publish
 
-START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
-
-
-@pytest.fixture
-def config(service_config, stripe_double):
-    return {**service_config, "STRIPE_API_KEY": "sk_test_billing", "STRIPE_API_BASE": stripe_double,
-            "STRIPE_TIMEOUT_SECONDS": 2}
-
-
-@pytest.fixture
-def billing(container_factory, config):
-    container = container_factory(BillingService, config)
-    container.start()
-    return container
-
-
-@pytest.fixture
-def db(mongo_client, database_prefix):
-    return mongo_client[database_prefix + "billing"]
-
-
-@pytest.fixture(autouse=True)
-def ledger_sums_to_zero(request, db):
-    yield
-    if "billing" in request.fixturenames:
-        assert ledger.problems(list(db.journal.find())) == []
-
-
-@pytest.fixture
-def emitted(billing, config):
-    """Every event billing publishes from now on, by type."""
-    connection = Connection(config["AMQP_URI"])
-    queue = Queue("billing-test-events", Exchange("billing.events", type="topic", durable=True), "#",
-                  exclusive=True, channel=connection.channel())
-    queue.declare()
-
-    def drain() -> list[dict]:
-        found = []
-        while (message := queue.get(no_ack=True)) is not None:
-            found.append(message.payload)
-        return found
-
-    seen: list[dict] = []
-
-    def of_type(kind: str) -> list[dict]:
-        seen.extend(drain())
-        return [event["payload"] for event in seen if event["type"] == kind]
-
-    yield of_type
-    connection.release()
-
-
-def call(container, method, *args, **kwargs):
-    with entrypoint_hook(container, method) as entrypoint:
-        return entrypoint(*args, **kwargs)
-
-
-def envelope(source: str, kind: str, payload: dict) -> dict:
-    """An event as docs/events.md fixes it (built by hand: some producers' schemas land with their issues)."""
-    return {"event_id": new_id("evt"), "type": kind, "version": 1, "occurred_at": isoformat(utcnow()),
-            "correlation_id": "corr-test", "producer": source,
-            "payload": json.loads(json.dumps(payload, default=lambda value: isoformat(value)))}
-
-
-def publish(config, source, kind, payload):
-    event = envelope(source, kind, payload)
-    event_dispatcher(config)(source, kind, event)
-    return event
-
-
-@pytest.fixture
-def patient() -> str:
-    """A patient of this test only (the stand-in lives for the whole session)."""
-    return new_id("pat")
-
-
-def held(billing, hold_id, patient_id, visit_type="iv-mood", expires_in=timedelta(minutes=10)):
-    return call(billing, "quote", {"patient_id": patient_id, "visit_type": visit_type, "hold_id": hold_id,
-                                   "start_at": START.isoformat(),
-                                   "expires_at": (datetime.now(UTC) + expires_in).isoformat()})
-
-
-def charges(stripe_client, db, patient_id) -> list:
-    customer = db.customers.find_one({"_id": patient_id})
-    return stripe_client.v1.charges.list(params={"customer": customer["stripe_customer_id"], "limit": 100}).data
+pytestmark = pytest.mark.usefixtures("ledger_sums_to_zero")
 
 
 def test_a_deposit_is_the_kept_quotes_charged_once_and_announced_once(billing, db, emitted, stripe_client,
@@ -188,17 +98,6 @@ def test_a_payment_method_that_is_not_one_is_refused(billing):
     with pytest.raises(InvalidInput) as refused:
         call(billing, "pay_deposit", "hld_1", "4242424242424242")
     assert "payment_method_id" in refused.value.details["errors"]
-
-
-def booked_from_hold(billing, config, db, patient, hold, appointment, visit_type="iv-mood"):
-    """The hold's quote, its deposit paid, then scheduling's ``appointment.booked`` naming the hold."""
-    quote = held(billing, hold, patient, visit_type=visit_type)
-    call(billing, "pay_deposit", hold, "pm_card_visa")
-    publish(config, "scheduling", "appointment.booked", {
-        "appointment_id": appointment, "patient_id": patient, "nurse_id": "nur_kim", "visit_type": visit_type,
-        "start_at": START, "end_at": START + timedelta(hours=2), "time_zone": "America/Denver", "hold_id": hold,
-        "quote_id": quote["quote_id"]})
-    return quote, wait_for(lambda: db.invoices.find_one({"appointment_id": appointment}))
 
 
 def test_hold_deposit_booked_completed_balance_charged_and_settled(billing, config, db, emitted, stripe_client,

@@ -89,6 +89,23 @@ def test_reconciliation_lists_every_difference():
         ("missing_in_ledger", "ch_unknown")]
 
 
+def test_a_package_sold_is_a_payment_and_reconciles_with_its_charge():
+    entries = [*journal(), ledger.package_sold("pi_pkg", "pkg_1", "pat_1", 302500, 8800, "usd", DAY_2, "ch_pkg")]
+
+    payments = list(exports.rows("payments", entries))
+    stripe = [{"type": "charge", "source": "ch_dep", "amount": 15000, "fee": 465},
+              {"type": "charge", "source": "ch_bal", "amount": 45000, "fee": 1335},
+              {"type": "refund", "source": "re_1", "amount": -2000, "fee": 0},
+              {"type": "charge", "source": "ch_pkg", "amount": 302500, "fee": 8800}]
+
+    assert [(row["kind"], row["amount_cents"], row["fee_cents"], row["purchase_id"]) for row in payments][-1] == (
+        "package", 302500, 8800, "pkg_1")
+    assert exports.reconcile(exports.ledger_movements(entries), stripe) == []
+    assert [d["problem"] for d in exports.reconcile(exports.ledger_movements(journal()), stripe)] == [
+        "missing_in_ledger"]
+    assert [row["processor_fees_cents"] for row in exports.rows("daily-revenue", entries)][-1] == 1335 + 8800
+
+
 def test_a_ledger_and_stripe_that_agree_have_no_differences():
     stripe = [{"type": "charge", "source": "ch_dep", "amount": 15000, "fee": 465},
               {"type": "charge", "source": "ch_bal", "amount": 45000, "fee": 1335},

@@ -60,3 +60,47 @@ def test_an_unbalanced_entry_is_refused_and_a_tampered_ledger_is_reported():
     found = ledger.problems(tampered)
 
     assert len(found) == 2 and "off by 1 cents" in found[0] and found[1] == "the ledger is off by 1 cents"
+
+
+def a_package_visit(value: int = 50417) -> list[dict]:
+    """A 6-visit package bought, then a visit of it booked (priced at the package's price per visit)."""
+    return [
+        ledger.package_sold("pi_pkg", "pkg_1", "pat_1", 302500, 8800, "usd", NOW, "ch_pkg"),
+        ledger.invoice_opened("inv_1", "pat_1", value, 0, None, "usd", NOW),
+        ledger.package_credit_applied("inv_1", "pkg_1", "pat_1", value, "usd", NOW),
+    ]
+
+
+def test_a_package_credit_moves_one_visits_value_from_package_credits_to_the_invoice():
+    entries = a_package_visit()
+    applied = entries[-1]
+
+    assert [(line["account"], line["amount_cents"]) for line in applied["lines"]] == [
+        ("package_credits", 50417), ("receivable", -50417)]
+    assert applied["cause"] == "package-credit:inv_1" and applied["kind"] == "package_credit"
+    assert ledger.problems(entries) == []
+    assert ledger.total(entries, "receivable", invoice_id="inv_1") == 0  # nothing due
+    assert ledger.total(entries, "package_credits") == -(302500 - 50417)  # five visits still owed
+
+
+def test_a_package_visit_given_earns_the_visit_less_the_packages_discount():
+    entries = a_package_visit()
+    entries.append(ledger.visit_given("inv_1", "pat_1", [{"code": "iv-mood", "amount_cents": 60000}], 60000 - 50417,
+                                      "usd", NOW))
+
+    assert ledger.problems(entries) == []
+    assert ledger.total(entries, "deferred_revenue") == 0
+    assert ledger.total(entries, "revenue:iv-mood") + ledger.total(entries, "discounts") == -50417
+
+
+def test_a_package_visit_called_off_gives_the_credit_back_and_owes_nothing():
+    entries = a_package_visit()
+    entries.append(ledger.package_credit_returned("inv_1", "pkg_1", "pat_1", 50417, "usd", NOW))
+    entries.append(ledger.visit_called_off("inv_1", "pat_1", 50417, 0, "patient_cancelled", "usd", NOW))
+
+    assert [(line["account"], line["amount_cents"]) for line in entries[-2]["lines"]] == [
+        ("receivable", 50417), ("package_credits", -50417)]
+    assert ledger.problems(entries) == []
+    assert ledger.total(entries, "receivable", invoice_id="inv_1") == 0
+    assert ledger.total(entries, "package_credits") == -302500  # all six visits owed again
+    assert ledger.total(entries, "deferred_revenue") == 0
