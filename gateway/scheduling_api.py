@@ -122,6 +122,9 @@ class RecordedVitalsSchema(VitalsSchema):
     taken_at = fields.DateTime(required=True)
     recorded_by = fields.String(required=True)
     flags = fields.List(fields.String(), required=True, metadata={"description": "readings outside the limits"})
+    late_reading = fields.Boolean(metadata={"description": "taken later than the rules' interval after the reading "
+                                                           "before it (or the infusion's start)"})
+    overdue_by_minutes = fields.Integer(metadata={"description": "whole minutes past its due time (0: on time)"})
     rules_version = fields.String(required=True)
 
 
@@ -155,6 +158,10 @@ class VisitSchema(Schema):
     abort_reason = fields.String(allow_none=True)
     chargeable = fields.Boolean(allow_none=True)
     infusion_minutes = fields.Integer(allow_none=True)
+    patient_late_minutes = fields.Integer(allow_none=True, metadata={"description": "noted on arrival"})
+    next_vitals_due_at = fields.DateTime(allow_none=True,
+                                         metadata={"description": "while the infusion runs: when the next reading "
+                                                                  "is due"})
     steps = fields.List(fields.Dict(), required=True)
     vitals = fields.List(fields.Nested(RecordedVitalsSchema), required=True)
 
@@ -240,6 +247,23 @@ class SeriesListSchema(Schema):
     items = fields.List(fields.Nested(SeriesSchema), required=True)
 
 
+class SeriesBookingRequestSchema(Schema):
+    start_ats = fields.List(fields.AwareDateTime(validate=plausible_instant), required=True,
+                            validate=validate.Length(min=1, max=20),
+                            metadata={"description": "one start per session (UTC instants or offset times), each "
+                                                     "inside its session's dates as if booked one by one"})
+    nurse_id = fields.String(validate=_ID, metadata={"description": "one nurse for every session (default: any)"})
+
+
+class SeriesBookingSchema(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    series_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["booked"]))
+    appointments = fields.List(fields.Nested(AppointmentSchema), required=True,
+                               metadata={"description": "the sessions booked, in date order"})
+
+
 GET_AVAILABILITY = Route(
     "GET", "/v1/availability", "getAvailability",
     "Free visit start times for a patient over a range of their local dates, across every nurse who may visit them "
@@ -276,6 +300,12 @@ GET_PATIENT_SERIES = Route(
     "A patient's treatment series: the protocol, sessions so far, and the dates of the next session or booster",
     "appointments", roles=("patient", "clinician", "admin"), response_schema=SeriesListSchema,
     errors=(404, *UPSTREAM), phi_resource="series", phi_action="list")
+BOOK_SERIES_SESSIONS = Route(
+    "POST", "/v1/patients/{patient_id}/series/{series_id}/bookings", "bookSeriesSessions",
+    "Book several sessions of a series at once, all or nothing: if one cannot be had, none is booked and the 409 "
+    "names it", "appointments", roles=("patient", "admin"), request_schema=SeriesBookingRequestSchema,
+    response_schema=SeriesBookingSchema, response_status=201, errors=(404, 409, 422, *UPSTREAM),
+    phi_resource="series", idempotent=True)
 RECORD_VISIT_STEP = Route(
     "POST", "/v1/visits/{visit_id}/events", "recordVisitStep",
     "The assigned nurse records the visit's next step (the visit id is the appointment id); illegal orders are 409s",
@@ -308,8 +338,9 @@ GET_NURSE_SCHEDULE = Route(
     errors=(404, *UPSTREAM), phi_resource="appointment", phi_action="list")
 
 ROUTES: tuple[Route, ...] = (GET_AVAILABILITY, PLACE_HOLD, GET_HOLD, RESCHEDULE_APPOINTMENT, CANCEL_APPOINTMENT,
-                             JOIN_WAITLIST, GET_PATIENT_SERIES, RECORD_VISIT_STEP, RECORD_VITALS, RECORD_MEDICATION,
-                             LIST_CONTROLLED_SUBSTANCES, PUT_NURSE_HOURS, GET_NURSE_SCHEDULE)
+                             JOIN_WAITLIST, GET_PATIENT_SERIES, BOOK_SERIES_SESSIONS, RECORD_VISIT_STEP,
+                             RECORD_VITALS, RECORD_MEDICATION, LIST_CONTROLLED_SUBSTANCES, PUT_NURSE_HOURS,
+                             GET_NURSE_SCHEDULE)
 
 
 class SchedulingApi:
@@ -360,6 +391,13 @@ class SchedulingApi:
     def get_patient_series(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
         require_patient_access(request, patient_id, self.intake)
         return {"items": self.scheduling.patient_series(patient_id)}
+
+    @api(BOOK_SERIES_SESSIONS)
+    def book_series_sessions(self, request: ApiRequest, patient_id: str, series_id: str) -> dict[str, Any]:
+        require_patient_access(request, patient_id, self.intake)
+        booking = self.scheduling.book_series_sessions(patient_id, series_id, _json(request.body))
+        request.resource_id = booking["id"]
+        return booking
 
     @api(RECORD_VISIT_STEP)
     def record_visit_step(self, request: ApiRequest, visit_id: str) -> dict[str, Any]:

@@ -86,3 +86,16 @@ class EntryNotFound(NotFound):
 
 class SeriesNotFound(NotFound):
     code = "series_not_found"
+
+
+class SeriesSessionNotBookable(Conflict):
+    """One session of several booked at once could not be claimed: none of them was booked (``session`` and
+    ``start_at`` name it)."""
+
+    code = "series_session_not_bookable"
+
+
+class SeriesBookingLapsed(Conflict):
+    """A booking of several sessions that was left unfinished too long was released; book again."""
+
+    code = "series_booking_lapsed"

@@ -23,6 +23,19 @@ class BookingRequestSchema(Schema):
     series_id = fields.String(validate=_ID)
 
 
+class SeriesBookingRequestSchema(Schema):
+    """Several sessions of a series booked at once, all or nothing: one start each (in any order)."""
+
+    start_ats = fields.List(fields.AwareDateTime(validate=plausible_instant), required=True,
+                            validate=validate.Length(min=1, max=20))
+    nurse_id = fields.String(validate=_ID)
+
+    @validates_schema
+    def _distinct(self, data: dict[str, Any], **_: Any) -> None:
+        if len(set(data["start_ats"])) != len(data["start_ats"]):
+            raise ValidationError("each session starts at a different time", "start_ats")
+
+
 class RescheduleRequestSchema(Schema):
     start_at = fields.AwareDateTime(required=True, validate=plausible_instant)
     nurse_id = fields.String(validate=_ID)
@@ -126,6 +139,7 @@ class AppointmentSchema(Schema):
     booked_at = fields.AwareDateTime()
     calendar_version = fields.String()
     hold_id = fields.String()
+    series_id = fields.String()
     previous_start_at = fields.AwareDateTime()
     cancelled_at = fields.AwareDateTime()
     cancelled_by = fields.String()

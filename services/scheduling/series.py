@@ -68,3 +68,27 @@ def next_session(protocol: dict[str, Any], planned_sessions: int, session_days: 
 
 def fits_next_session(upcoming: NextSession, day: date) -> bool:
     return upcoming.earliest <= day <= upcoming.latest
+
+
+class SessionOutsideWindow(Exception):
+    """A requested session that the series' rules do not allow on that day."""
+
+    def __init__(self, upcoming: NextSession, day: date) -> None:
+        super().__init__(f"session {upcoming.number} is due between {upcoming.earliest} and {upcoming.latest}, "
+                         f"not on {day}")
+        self.upcoming, self.day = upcoming, day
+
+
+def plan_sessions(protocol: dict[str, Any], planned_sessions: int, session_days: list[date],
+                  requested_days: list[date], today: date) -> list[NextSession]:
+    """The windows of several sessions booked at once, taken in date order, each counted as booked before the
+    next is checked: booking them all at once obeys exactly the rules of booking them one by one. Raises
+    ``SessionOutsideWindow`` for the first that does not fit."""
+    days, planned = list(session_days), []
+    for day in sorted(requested_days):
+        upcoming = next_session(protocol, planned_sessions, days, today)
+        if not fits_next_session(upcoming, day):
+            raise SessionOutsideWindow(upcoming, day)
+        planned.append(upcoming)
+        days.append(day)
+    return planned

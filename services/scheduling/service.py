@@ -52,7 +52,9 @@ from services.scheduling.exceptions import (
     OutsideServiceArea,
     PatientAlreadyBooked,
     PatientNotCleared,
+    SeriesBookingLapsed,
     SeriesNotFound,
+    SeriesSessionNotBookable,
     TimeNotBookable,
     VisitNotPriced,
     VisitStepRefused,
@@ -81,13 +83,23 @@ from services.scheduling.schemas import (
     NurseSchema,
     PatientCleared,
     RescheduleRequestSchema,
+    SeriesBookingRequestSchema,
     VisitStepSchema,
     VitalsSchema,
     WaitlistRequestSchema,
     nurse_view,
 )
-from services.scheduling.series import next_session
-from services.scheduling.visits import StepRefused, check_transition, evaluate_pre_checks, flag_vitals, mg_per_kg
+from services.scheduling.series import SessionOutsideWindow, next_session, plan_sessions
+from services.scheduling.visits import (
+    StepRefused,
+    check_medication_entry,
+    check_transition,
+    evaluate_pre_checks,
+    flag_vitals,
+    mg_per_kg,
+    next_vitals_due,
+    reading_timing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +107,8 @@ CALENDAR = load_calendar()
 VISIT_RULES = load_visit_rules()
 PROTOCOLS = load_protocols()
 HOLD_SWEEP_SECONDS = float(os.environ.get("HOLD_SWEEP_SECONDS", "5"))
+#: How long the sessions of a series booked at once stay claimed, unconfirmed, before a sweep settles them.
+SERIES_CLAIM_MINUTES = 2
 HIDDEN = {"outbox": 0, "slot_keys": 0, "revision_keys": 0, "processed_events": 0}
 BOOKED = {"booked_at": {"$exists": True}}
 
@@ -351,13 +365,16 @@ class SchedulingService(RpcServiceBase):
         return [self._series_view(series, today)
                 for series in self.store.db.series.find({"patient_id": str(patient_id)}).sort("created_at", 1)]
 
-    def _series_view(self, series: dict[str, Any], today: date) -> dict[str, Any]:
-        sessions = list(self.store.db.appointments.find(
+    def _sessions(self, series: dict[str, Any]) -> list[dict[str, Any]]:
+        """The series' sessions so far (booked, under way or given), in date order."""
+        return list(self.store.db.appointments.find(
             {"series_id": series["_id"], **BOOKED, "status": {"$in": list(SESSION_STATUSES)}},
             {"start_at": 1, "status": 1, "time_zone": 1}).sort("start_at", 1))
-        protocol = PROTOCOLS.effective_at(series["created_at"])["protocols"][series["protocol"]]
-        upcoming = next_session(protocol, series["planned_sessions"],
-                                [s["start_at"].astimezone(ZoneInfo(s["time_zone"])).date() for s in sessions], today)
+
+    def _series_view(self, series: dict[str, Any], today: date) -> dict[str, Any]:
+        sessions = self._sessions(series)
+        protocol = _protocol_of(series)
+        upcoming = next_session(protocol, series["planned_sessions"], _local_days(sessions), today)
         return _json({"id": series["_id"], "patient_id": series["patient_id"], "protocol": series["protocol"],
                       "protocol_code": series["protocol_code"], "visit_type": series["visit_type"],
                       "planned_sessions": series["planned_sessions"], "protocols_version": series["protocols_version"],
@@ -379,6 +396,110 @@ class SchedulingService(RpcServiceBase):
         if not view["next"]["from"] <= str(window.local_start.date()) <= view["next"]["to"]:
             raise TimeNotBookable(f"the next session is due between {view['next']['from']} and {view['next']['to']}",
                                   reason="outside_series_window", **view["next"])
+
+    @rpc
+    def book_series_sessions(self, patient_id: str, series_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Book several sessions of a series at once, all or nothing. Each session must fit the series' rules as
+        if the earlier ones were booked one by one. The store claims one appointment at a time (no transaction
+        spans several), so the sessions are claimed one by one, unconfirmed; if one cannot be claimed, those
+        claimed already are released and the answer names it. Once all are claimed the booking is recorded as
+        decided (one write), then each claim becomes a booked appointment with its ``appointment.booked``.
+        A booking left unfinished (a crash) is settled by ``settle_series_bookings``: rolled forward if it was
+        decided, released if not. The ids derive from the operation key, so a retry answers the first result."""
+        request = validated(SeriesBookingRequestSchema(), request)
+        booking_id = self.store.creation_id("sbk")
+        booking = self.store.db.series_bookings.find_one({"_id": booking_id})
+        if booking is not None and booking["status"] != "claiming":
+            return self._series_booking_result(booking)
+        series = self.store.db.series.find_one({"_id": str(series_id), "patient_id": str(patient_id)})
+        if series is None:
+            raise SeriesNotFound(f"no series {series_id} for this patient", series_id=series_id)
+        visits = self._series_visits(series, request)
+        now = utcnow()
+        ids = [self.store.creation_id("apt", "session", visit.window.start_at.isoformat()) for _, visit in visits]
+        self.store.insert_once("series_bookings", {
+            "_id": booking_id, "patient_id": series["patient_id"], "series_id": series["_id"], "status": "claiming",
+            "appointment_ids": ids, "sessions": [number for number, _ in visits], "created_at": now,
+            "expires_at": now + timedelta(minutes=SERIES_CLAIM_MINUTES)})
+        for (number, visit), appointment_id in zip(visits, ids, strict=True):
+            if self.store.db.appointments.count_documents({"_id": appointment_id}, limit=1):
+                continue  # claimed by an earlier execution of this same operation
+            try:
+                self._claim_first_free(visit, lambda nurse, visit=visit, appointment_id=appointment_id: (
+                    {**visit.document(appointment_id, nurse), "status": "claiming", "series_booking_id": booking_id,
+                     "expires_at": now + timedelta(minutes=SERIES_CLAIM_MINUTES)}, []))
+            except (NoNurseAvailable, PatientAlreadyBooked, ClaimContended) as taken:
+                if self.store.db.appointments.count_documents({"_id": appointment_id}, limit=1):
+                    continue  # the same operation, executed twice at once, claimed it first
+                self.store.db.series_bookings.update_one({"_id": booking_id, "status": "claiming"}, {"$set": {
+                    "status": "failed", "failed_session": {"session": number, "start_at": visit.window.start_at,
+                                                           "reason": taken.code}}})
+                return self._series_booking_result(self._settle_series_booking(booking_id))
+        self.store.db.series_bookings.update_one({"_id": booking_id, "status": "claiming"},
+                                                 {"$set": {"status": "booked", "booked_at": utcnow()}})
+        return self._series_booking_result(self._settle_series_booking(booking_id))
+
+    def _series_visits(self, series: dict[str, Any], request: dict[str, Any]) -> list[tuple[int, _Visit]]:
+        """Each requested session, checked against the calendar and the series' rules (numbered in the
+        series), in date order; nothing is claimed yet."""
+        base = {"patient_id": series["patient_id"], "visit_type": series["visit_type"], "series_id": series["_id"],
+                **({"nurse_id": request["nurse_id"]} if request.get("nurse_id") else {})}
+        calendar = self._calendar(series["visit_type"])
+        eligibility, place = self._eligible_and_placed(series["patient_id"], series["visit_type"])
+        visits = sorted((self._visit_for({**base, "start_at": start_at}, calendar, eligibility, place,
+                                         series_checked=True) for start_at in request["start_ats"]),
+                        key=lambda visit: visit.window.start_at)
+        try:
+            planned = plan_sessions(_protocol_of(series), series["planned_sessions"],
+                                    _local_days(self._sessions(series)),
+                                    [visit.window.local_start.date() for visit in visits], utcnow().date())
+        except SessionOutsideWindow as outside:
+            raise TimeNotBookable(str(outside), reason="outside_series_window", session=outside.upcoming.number,
+                                  **{"from": str(outside.upcoming.earliest), "to": str(outside.upcoming.latest),
+                                     "date": str(outside.day)}) from outside
+        return [(upcoming.number, visit) for upcoming, visit in zip(planned, visits, strict=True)]
+
+    def _settle_series_booking(self, booking_id: str) -> dict[str, Any]:
+        """Finish a booking of several sessions by its recorded decision: booked, each unconfirmed claim becomes
+        a booked appointment (with its event, in the same write); failed or lapsed, each is released."""
+        now = utcnow()
+        self.store.db.series_bookings.update_one({"_id": booking_id, "status": "claiming", "expires_at": {"$lte": now}},
+                                                 {"$set": {"status": "failed", "failed_session": None}})
+        booking = self.store.db.series_bookings.find_one({"_id": booking_id})
+        for claim in self.store.db.appointments.find({"series_booking_id": booking_id, "status": "claiming"},
+                                                     HIDDEN):
+            if booking["status"] == "booked":
+                booked = {**claim, "status": "booked", "booked_at": booking["booked_at"]}
+                self.store.update_with_events("appointments", {"_id": claim["_id"], "status": "claiming"},
+                                              {"$set": {"status": "booked", "booked_at": booking["booked_at"]},
+                                               "$unset": {"expires_at": ""}}, [self._booked_event(booked)])
+            elif booking["status"] == "failed":
+                self.store.db.appointments.update_one({"_id": claim["_id"], "status": "claiming"}, {
+                    "$set": {"status": "released", "slot_keys": [], "released_at": now}})
+        return booking
+
+    def _series_booking_result(self, booking: dict[str, Any]) -> dict[str, Any]:
+        """The booked sessions; a failed booking answers its failure again (a retry gets the first answer)."""
+        if booking["status"] == "failed":
+            failed = booking.get("failed_session")
+            if failed is None:
+                raise SeriesBookingLapsed("this booking was left unfinished and released; book again",
+                                          series_id=booking["series_id"])
+            raise SeriesSessionNotBookable(
+                f"session {failed['session']} could not be booked ({failed['reason']}): no session was booked",
+                series_id=booking["series_id"], **_json(failed))
+        appointments = self.store.db.appointments.find({"_id": {"$in": booking["appointment_ids"]}},
+                                                       HIDDEN).sort("start_at", 1)
+        return {"id": booking["_id"], "patient_id": booking["patient_id"], "series_id": booking["series_id"],
+                "status": booking["status"], "appointments": AppointmentSchema(many=True).dump(appointments)}
+
+    @timer(interval=HOLD_SWEEP_SECONDS)
+    def settle_series_bookings(self) -> None:
+        """Bookings of several sessions left unfinished past their claims' expiry (the worker died): rolled
+        forward if decided, else released. Every change is conditional, so concurrent sweeps agree."""
+        for booking_id in self.store.db.appointments.distinct(
+                "series_booking_id", {"status": "claiming", "expires_at": {"$lte": utcnow()}}):
+            self._settle_series_booking(booking_id)
 
     # --- the waitlist ---------------------------------------------------------------------------------------
 
@@ -582,6 +703,8 @@ class SchedulingService(RpcServiceBase):
                 **ids, "nurse_id": appointment["nurse_id"], "time_zone": appointment["time_zone"],
                 "arrival_from": step["arrival_from"], "arrival_to": step["arrival_to"]}))
         elif name in ("arrived", "started"):
+            if name == "arrived":  # the nurse's note of how late the patient was (0: on time)
+                fields_set["visit.patient_late_minutes"] = step.get("patient_late_minutes", 0)
             events.append(self.store.event(f"visit.{name}", ids))
         elif name == "pre_checks":
             outcome = evaluate_pre_checks(step["pre_checks"], appointment["visit_type"], rules)
@@ -634,8 +757,13 @@ class SchedulingService(RpcServiceBase):
             flags = flag_vitals(reading, rules)
         except StepRefused as refused:
             raise VisitStepRefused(str(refused), reason=refused.reason) from refused
-        entry = {**reading, "taken_at": reading.get("taken_at") or utcnow(), "recorded_by": actor["id"],
-                 "flags": flags, "rules_version": rules.version}
+        visit = appointment.get("visit") or {}
+        taken_at = reading.get("taken_at") or utcnow()
+        timing = reading_timing(visit.get("state"), _started_at(visit), _taken(visit), taken_at,
+                                rules["vitals_every_minutes"])
+        entry = {**reading, "taken_at": taken_at, "recorded_by": actor["id"], "flags": flags,
+                 "late_reading": timing.late, "overdue_by_minutes": timing.overdue_by_minutes,
+                 "rules_version": rules.version}
         result = self.store.db.appointments.update_one(
             {"_id": appointment["_id"], "visit.state": {"$in": list(MONITORED)}}, {"$push": {"visit.vitals": entry}})
         if result.matched_count == 0:
@@ -646,13 +774,15 @@ class SchedulingService(RpcServiceBase):
     @rpc
     def record_medication(self, appointment_id: str, entry: dict[str, Any], actor: dict[str, str]) -> dict[str, Any]:
         """One entry of the controlled-substance record (append-only: a mistake is corrected by a new entry that
-        names it): drawn, given (with mg/kg of the weight taken at the pre-checks) or wasted with a witness."""
+        names it): drawn, given (with mg/kg of the weight taken at the pre-checks) or wasted with a witness. After
+        an abort or a discharge the record still takes a waste or a correction (``visits.check_medication_entry``)."""
         entry = validated(MedicationEntrySchema(), entry)
         appointment = self._visit_of(appointment_id, actor)
         visit = appointment.get("visit") or {}
-        if visit.get("state") not in MONITORED:
-            raise IllegalVisitStep("medication is recorded from the pre-checks until discharge",
-                                   reason="not_monitoring", state=visit.get("state"))
+        try:
+            check_medication_entry(visit.get("state"), entry["kind"])
+        except StepRefused as refused:
+            raise IllegalVisitStep(str(refused), reason=refused.reason, state=visit.get("state")) from refused
         entry_id = self.store.creation_id("csl")
         if (first := self.store.db.controlled_substance_log.find_one({"_id": entry_id})) is not None:
             return _log_view(first)
@@ -691,9 +821,12 @@ class SchedulingService(RpcServiceBase):
     @staticmethod
     def _visit_view(appointment: dict[str, Any]) -> dict[str, Any]:
         visit = appointment.get("visit") or {}
+        due = next_vitals_due(visit.get("state"), _started_at(visit), _taken(visit),
+                              VISIT_RULES.effective_at()["vitals_every_minutes"])
         return _json({"appointment_id": appointment["_id"], "status": appointment["status"],
                       "state": visit.get("state"), "abort_reason": visit.get("abort_reason"),
                       "chargeable": visit.get("chargeable"), "infusion_minutes": visit.get("infusion_minutes"),
+                      "patient_late_minutes": visit.get("patient_late_minutes"), "next_vitals_due_at": due,
                       "steps": visit.get("steps", []), "vitals": visit.get("vitals", [])})
 
     # --- helpers ------------------------------------------------------------------------------------------
@@ -718,12 +851,16 @@ class SchedulingService(RpcServiceBase):
     def _visit(self, request: dict[str, Any], prefer: str | None = None) -> _Visit:
         calendar = self._calendar(request["visit_type"])
         eligibility, place = self._eligible_and_placed(request["patient_id"], request["visit_type"])
+        return self._visit_for(request, calendar, eligibility, place, prefer)
+
+    def _visit_for(self, request: dict[str, Any], calendar: ConfigVersion, eligibility: dict[str, Any], place: Place,
+                   prefer: str | None = None, series_checked: bool = False) -> _Visit:
         try:
             window = visit_window(calendar, request["visit_type"], request["start_at"], eligibility["time_zone"],
                                   utcnow())
         except BookingRefused as refused:
             raise TimeNotBookable(str(refused), reason=refused.reason) from refused
-        if request.get("series_id"):
+        if request.get("series_id") and not series_checked:
             self._check_series(request, window)
         local_day = window.local_start.date()
         nurses = self._nurses_serving(eligibility["state"], eligibility["postal_code"], place, local_day,
@@ -824,6 +961,24 @@ FREED_FIELDS = {"hold_id": 1, "patient_id": 1, "nurse_id": 1, "start_at": 1, "en
 def _freed(claim: dict[str, Any]) -> dict[str, Any]:
     """The nurse's time a cancelled, moved or lapsed claim gives up: offered to the waitlist by a timer."""
     return {"nurse_id": claim["nurse_id"], "start_at": claim["start_at"], "end_at": claim["end_at"]}
+
+
+def _started_at(visit: dict[str, Any]) -> datetime | None:
+    """When the infusion started (the ``started`` step), if it has."""
+    return next((step["at"] for step in visit.get("steps", []) if step["step"] == "started"), None)
+
+
+def _taken(visit: dict[str, Any]) -> list[datetime]:
+    return [reading["taken_at"] for reading in visit.get("vitals", [])]
+
+
+def _protocol_of(series: dict[str, Any]) -> dict[str, Any]:
+    """The protocol a series was planned with (the protocols version in force when it was planned)."""
+    return PROTOCOLS.effective_at(series["created_at"])["protocols"][series["protocol"]]
+
+
+def _local_days(sessions: list[dict[str, Any]]) -> list[date]:
+    return [session["start_at"].astimezone(ZoneInfo(session["time_zone"])).date() for session in sessions]
 
 
 def _waitlist_view(entry: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ failed check's reason. Every limit is versioned configuration (``config/visit_ru
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -28,6 +30,9 @@ NEXT_STEPS: dict[str | None, tuple[str, ...]] = {
     "no_show": (),
 }
 VITALS = ("systolic", "diastolic", "heart_rate", "spo2")
+DOSING = ("pre_checks", "started", "completed")  # any controlled-substance entry (drawn, given, wasted, corrected)
+ENDED = ("aborted", "discharged")                # only a waste (witnessed) or a correction: the record closes late
+AFTER_THE_END = ("wasted", "correction")
 
 
 class RangeSchema(Schema):
@@ -142,3 +147,41 @@ def mg_per_kg(amount_mg: Decimal, weight_kg: Decimal | None) -> Decimal | None:
     if not weight_kg:
         return None
     return (amount_mg / weight_kg).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+
+
+def check_medication_entry(state: str | None, kind: str) -> None:
+    """Which controlled-substance entries a visit's state takes: every kind from the pre-checks until the infusion
+    is completed; after an abort or a discharge only a witnessed waste (a drug drawn, then the visit aborted) or a
+    correction of an earlier entry. ``StepRefused('not_monitoring')`` before the pre-checks or after a no-show,
+    ``StepRefused('visit_over')`` for a drug drawn or given after the visit ended."""
+    if state in DOSING or (state in ENDED and kind in AFTER_THE_END):
+        return
+    if state in ENDED:
+        raise StepRefused("visit_over", f"the visit is {state}: only a waste or a correction may be recorded now")
+    raise StepRefused("not_monitoring", "medication is recorded from the pre-checks on")
+
+
+@dataclass(frozen=True)
+class ReadingTiming:
+    late: bool
+    overdue_by_minutes: int  # whole minutes past the due time, rounded up; 0 when on time
+
+
+def next_vitals_due(state: str | None, started_at: datetime | None, taken: list[datetime],
+                    every_minutes: int) -> datetime | None:
+    """While the infusion runs, the next reading is due ``every_minutes`` after the latest of the infusion's start
+    and the readings taken since; no reading is due before the start or after completion (None)."""
+    if state != "started" or started_at is None:
+        return None
+    return max([started_at, *(at for at in taken if at >= started_at)]) + timedelta(minutes=every_minutes)
+
+
+def reading_timing(state: str | None, started_at: datetime | None, earlier: list[datetime], taken_at: datetime,
+                   every_minutes: int) -> ReadingTiming:
+    """Whether an infusion reading came later than the interval after the one before it (or the start): due
+    ``every_minutes`` after the latest of the start and the readings taken before it. Readings outside the
+    infusion are never late."""
+    due = next_vitals_due(state, started_at, [at for at in earlier if at <= taken_at], every_minutes)
+    if due is None or taken_at <= due:
+        return ReadingTiming(False, 0)
+    return ReadingTiming(True, math.ceil((taken_at - due).total_seconds() / 60))

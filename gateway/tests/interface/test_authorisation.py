@@ -19,8 +19,10 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 from nameko.standalone.events import event_dispatcher
@@ -150,6 +152,8 @@ def fresh_path_values(operation_id: str, platform: Platform, world: World) -> di
     """Operations that use up their record get a fresh one per call: a consent of A's to revoke, an open review of
     a patient in the matrix clinician's care to decide."""
     admin = bearer("admin", "admin-1")
+    if operation_id == "bookSeriesSessions":
+        return {"series_id": series_of(platform, world)["id"]}
     if operation_id == "revokeConsent":
         return {"consent_id": sign_consent(platform, world.patient_a)}
     if operation_id == "decideReview":
@@ -166,6 +170,32 @@ def booking_body(platform: Platform, world: World) -> dict[str, Any]:
     """A booking of A's at a fresh time, A's consent signed again first (the matrix's revokeConsent withdraws it)."""
     sign_consent(platform, world.patient_a)
     return {"patient_id": world.patient_a, "visit_type": "iv-mood", "start_at": platform.times.next()}
+
+
+def series_of(platform: Platform, world: World) -> dict[str, Any]:
+    """The treatment series A's clearance plans. Its ``patient.cleared`` is sent here again (the series id derives
+    from the review, so it is planned once): in this platform intake's outbox may hold it behind events that no
+    queue takes (no topology file is configured, so every publish is mandatory)."""
+    event = {"event_id": f"evt_matrix_cleared_{world.review_a}", "type": "patient.cleared", "version": 1,
+             "occurred_at": datetime.now(UTC).isoformat(), "correlation_id": "matrix", "producer": "intake",
+             "payload": {"patient_id": world.patient_a, "review_id": world.review_a,
+                         "protocol_code": "depression-induction", "planned_sessions": 6}}
+    admin = bearer("admin", "admin-1")
+    items = platform.get(f"/v1/patients/{world.patient_a}/series", headers=admin).json()["items"]
+    if not items:
+        event_dispatcher(platform.config)("intake", "patient.cleared", event)
+    return items[0] if items else wait_for(lambda: platform.get(f"/v1/patients/{world.patient_a}/series",
+                                                                headers=admin).json()["items"])[0]
+
+
+def series_sessions_body(platform: Platform, world: World) -> dict[str, Any]:
+    """The next session of A's series at 17:00 in Denver on its first allowed day (at least two days ahead), a time
+    ``VisitTimes`` never gives; A's consent signed again first (the matrix's revokeConsent withdraws it)."""
+    sign_consent(platform, world.patient_a)
+    zone = ZoneInfo("America/Denver")
+    day = max(datetime.fromisoformat(series_of(platform, world)["next"]["from"]).date(),
+              datetime.now(zone).date() + timedelta(days=2))
+    return {"start_ats": [datetime.combine(day, dt_time(17, 0), tzinfo=zone).astimezone(UTC).isoformat()]}
 
 
 def fresh_visit(platform: Platform, world: World, checked: bool = False) -> str:
@@ -213,6 +243,7 @@ def example_body(operation_id: str, platform: Platform, world: World) -> dict[st
         "registerPatient": lambda: registration(),
         "bookAppointment": lambda: booking_body(platform, world),
         "placeHold": lambda: booking_body(platform, world),
+        "bookSeriesSessions": lambda: series_sessions_body(platform, world),
         "putNurse": lambda: nurse_record(f"Nurse {world.nurse_a}"),
         "assignClinician": lambda: {"clinician_id": CLINICIAN},
         "putNotificationPreferences": lambda: {"sms": {"reminders": True}},

@@ -59,6 +59,7 @@ def test_a_whole_visit_from_hold_to_discharge(scheduling, register, add_nurse, s
     visit = step(scheduling, visit_id, "discharged", escort_present=True, post_care_instructions_given=True)
 
     assert (visit["state"], visit["status"], visit["infusion_minutes"]) == ("discharged", "discharged", 42)
+    assert visit["patient_late_minutes"] == 5  # the nurse's note on arrival, kept on the visit
     assert [s["step"] for s in visit["steps"]] == ["en_route", "arrived", "pre_checks", "started", "completed",
                                                    "discharged"]
     assert flagged["flags"] == ["systolic"]  # above 180 during the infusion: kept, flagged
@@ -169,3 +170,57 @@ def test_the_controlled_substance_record_is_corrected_by_new_entries_and_exporte
     assert {entry["lot_number"] for entry in log["items"]} == {"KET-2026-114"}
     yesterday = str(datetime.now(UTC).date() - timedelta(days=1))
     assert call(scheduling, "controlled_substance_log", {"from": yesterday, "to": yesterday})["items"] == []
+
+
+def test_a_reading_later_than_the_interval_is_noted_and_the_visit_says_when_the_next_is_due(scheduling, appointment):
+    en_route(scheduling, appointment["id"])
+    assert step(scheduling, appointment["id"], "arrived")["patient_late_minutes"] == 0  # on time when not noted
+    step(scheduling, appointment["id"], "pre_checks", pre_checks=CHECKS)
+    started = step(scheduling, appointment["id"], "started")
+    first = call(scheduling, "record_vitals", appointment["id"], GOOD_VITALS, NURSE)
+    taken = datetime.fromisoformat(first["taken_at"])
+    late = call(scheduling, "record_vitals", appointment["id"],  # every 10 minutes: this one 14 after the first
+                {**GOOD_VITALS, "taken_at": (taken + timedelta(minutes=14)).isoformat()}, NURSE)
+
+    assert datetime.fromisoformat(started["next_vitals_due_at"]) - datetime.fromisoformat(
+        started["steps"][-1]["at"]) == timedelta(minutes=10)
+    assert (first["late_reading"], first["overdue_by_minutes"]) == (False, 0)
+    assert (late["late_reading"], late["overdue_by_minutes"]) == (True, 4)
+    visit = step(scheduling, appointment["id"], "aborted", reason="adverse_reaction")
+    assert [reading["late_reading"] for reading in visit["vitals"]] == [False, True]
+    assert visit["next_vitals_due_at"] is None  # the infusion is over
+
+
+def test_a_drug_drawn_before_an_abort_is_recorded_wasted_and_corrected_after_the_visit_ends(scheduling, appointment):
+    en_route(scheduling, appointment["id"])
+    step(scheduling, appointment["id"], "arrived")
+    step(scheduling, appointment["id"], "pre_checks", pre_checks=CHECKS)
+    drawn = medication(scheduling, appointment["id"], "drawn", "50")
+    step(scheduling, appointment["id"], "aborted", reason="iv_not_placed")
+
+    wasted = medication(scheduling, appointment["id"], "wasted", "50", witness="Jordan Lee, RN")
+    corrected = medication(scheduling, appointment["id"], "correction", "45", corrects_entry_id=drawn["id"],
+                           note="45 mg was drawn, not 50")
+    with pytest.raises(IllegalVisitStep) as refused:  # no drug is drawn or given for a visit that ended
+        medication(scheduling, appointment["id"], "given", "35")
+
+    assert (wasted["kind"], wasted["witness"], corrected["corrects_entry_id"]) == ("wasted", "Jordan Lee, RN",
+                                                                                  drawn["id"])
+    assert refused.value.details["reason"] == "visit_over"
+    today = str(datetime.now(UTC).date())
+    log = call(scheduling, "controlled_substance_log", {"from": today, "to": today})
+    assert [entry["kind"] for entry in log["items"]] == ["drawn", "wasted", "correction"]
+
+
+def test_a_correction_after_the_discharge_is_recorded(scheduling, appointment):
+    en_route(scheduling, appointment["id"])
+    step(scheduling, appointment["id"], "arrived")
+    step(scheduling, appointment["id"], "pre_checks", pre_checks=CHECKS)
+    step(scheduling, appointment["id"], "started")
+    given = medication(scheduling, appointment["id"], "given", "53")
+    step(scheduling, appointment["id"], "completed", infusion_minutes=40)
+    step(scheduling, appointment["id"], "discharged", escort_present=True, post_care_instructions_given=True)
+
+    corrected = medication(scheduling, appointment["id"], "correction", "35", corrects_entry_id=given["id"])
+
+    assert (corrected["kind"], corrected["corrects_entry_id"]) == ("correction", given["id"])

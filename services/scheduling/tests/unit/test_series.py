@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from services.scheduling.dependencies import load_protocols
-from services.scheduling.series import fits_next_session, next_session
+from services.scheduling.series import SessionOutsideWindow, fits_next_session, next_session, plan_sessions
 
 INDUCTION = load_protocols().effective_at()["protocols"]["depression-induction"]
 TODAY = date(2026, 12, 1)
@@ -36,3 +36,21 @@ def test_a_plan_with_fewer_sessions_than_the_protocol_offers_boosters_sooner():
                                            (date(2026, 12, 16), True), (date(2026, 12, 17), False)])
 def test_a_session_day_fits_the_window_inclusive(day, fits):
     assert fits_next_session(next_session(INDUCTION, 6, days(3), TODAY), day) is fits
+
+
+def test_sessions_booked_at_once_follow_the_one_by_one_rules_each_counted_before_the_next():
+    planned = plan_sessions(INDUCTION, 6, days(3), days(7, 5, 6), TODAY)  # taken in date order
+
+    assert [(p.number, p.earliest) for p in planned] == [(2, date(2026, 12, 4)), (3, date(2026, 12, 6)),
+                                                         (4, date(2026, 12, 7))]
+
+
+@pytest.mark.parametrize(("booked", "requested", "refused_number", "refused_day"), [
+    ([], days(2, 2), 2, date(2026, 12, 2)),          # two sessions on one day: at least a day apart
+    ([], days(2, 20), 2, date(2026, 12, 20)),        # the second outside the fortnight of the first
+    (days(3), days(1), 2, date(2026, 12, 1)),        # before the session already booked
+])
+def test_a_session_booked_at_once_outside_its_window_is_named(booked, requested, refused_number, refused_day):
+    with pytest.raises(SessionOutsideWindow) as refused:
+        plan_sessions(INDUCTION, 6, booked, requested, TODAY)
+    assert (refused.value.upcoming.number, refused.value.day) == (refused_number, refused_day)

@@ -1,6 +1,7 @@
 """The visit's rules: the order of steps, the pre-dose gate (fasting, escort, consent, pregnancy, 160/90 and a
 heart rate of 100 by default), vitals flagged or refused, and the dose per kilogram."""
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,10 +9,13 @@ import pytest
 from services.scheduling.dependencies import load_visit_rules
 from services.scheduling.visits import (
     StepRefused,
+    check_medication_entry,
     check_transition,
     evaluate_pre_checks,
     flag_vitals,
     mg_per_kg,
+    next_vitals_due,
+    reading_timing,
 )
 
 RULES = load_visit_rules().effective_at()
@@ -79,3 +83,51 @@ def test_vitals_no_patient_can_have_are_refused(reading):
 ])
 def test_the_dose_per_kilogram_uses_the_weight_taken_at_the_pre_checks(amount, weight, per_kg):
     assert mg_per_kg(Decimal(amount), Decimal(weight) if weight else None) == per_kg
+
+
+@pytest.mark.parametrize(("state", "kind", "refused"), [
+    ("pre_checks", "drawn", None), ("started", "given", None), ("completed", "wasted", None),
+    ("aborted", "wasted", None),            # drawn, then the visit aborted: the waste is still recorded
+    ("discharged", "correction", None),     # a mistake found after the discharge
+    ("aborted", "correction", None),
+    ("aborted", "drawn", "visit_over"), ("discharged", "given", "visit_over"),
+    (None, "drawn", "not_monitoring"), ("arrived", "wasted", "not_monitoring"), ("no_show", "wasted", "not_monitoring"),
+])
+def test_the_controlled_substance_record_takes_a_waste_or_correction_after_the_visit_ends(state, kind, refused):
+    if refused is None:
+        check_medication_entry(state, kind)
+        return
+    with pytest.raises(StepRefused) as raised:
+        check_medication_entry(state, kind)
+    assert raised.value.reason == refused
+
+
+START = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
+
+
+def minutes(n: float) -> datetime:
+    return START + timedelta(minutes=n)
+
+
+@pytest.mark.parametrize(("state", "earlier", "taken_at", "late", "overdue"), [
+    ("started", [], minutes(10), False, 0),                 # the first reading, on time after the start
+    ("started", [], minutes(13), True, 3),                  # ten minutes after the start, three late
+    ("started", [minutes(9)], minutes(19), False, 0),       # ten after the previous reading
+    ("started", [minutes(9)], minutes(21.5), True, 3),      # 2.5 minutes late: counted in whole minutes, up
+    ("started", [minutes(-20)], minutes(12), True, 2),      # a baseline before the start does not count
+    ("started", [minutes(30)], minutes(12), True, 2),       # nor a reading taken after this one (sent late)
+    ("pre_checks", [], minutes(40), False, 0),              # outside the infusion no reading is late
+    ("completed", [minutes(5)], minutes(40), False, 0),
+])
+def test_an_infusion_reading_later_than_the_interval_after_the_previous_one_is_noted(state, earlier, taken_at,
+                                                                                     late, overdue):
+    assert RULES["vitals_every_minutes"] == 10
+    timing = reading_timing(state, START, earlier, taken_at, RULES["vitals_every_minutes"])
+    assert (timing.late, timing.overdue_by_minutes) == (late, overdue)
+
+
+def test_the_next_reading_is_due_an_interval_after_the_last_one_while_the_infusion_runs():
+    assert next_vitals_due("started", START, [], 10) == minutes(10)
+    assert next_vitals_due("started", START, [minutes(-5), minutes(12), minutes(4)], 10) == minutes(22)
+    assert next_vitals_due("completed", START, [minutes(12)], 10) is None
+    assert next_vitals_due("pre_checks", None, [], 10) is None
