@@ -283,7 +283,9 @@ class SchedulingService(RpcServiceBase):
     @subscribe("billing", "deposit.paid", DepositPaid)
     def book_paid_hold(self, event: Event) -> None:
         """The deposit is paid: the hold becomes an appointment in one update. A hold that lapsed meanwhile is
-        re-claimed if its time is still free; if not, ``booking.failed`` (billing refunds the deposit)."""
+        re-claimed if its time is still free; if not, ``booking.failed`` (billing refunds the deposit). Intake is
+        asked again first: a patient who withdrew consent, or whose file went back to a clinician, since the hold
+        was placed is not booked (``booking.failed``, refunded), whatever the payment says."""
         hold_id = event.payload["hold_id"]
         for _ in range(3):
             hold = self.store.db.appointments.find_one({"hold_id": hold_id}, {"outbox": 0})
@@ -291,6 +293,8 @@ class SchedulingService(RpcServiceBase):
                 raise Rejected(f"deposit.paid for hold {hold_id}, which scheduling never placed for that patient")
             if hold.get("booked_at") or hold["status"] == "failed":
                 return  # already settled, by this event or an earlier delivery
+            if self._fail_if_not_eligible_now(hold):
+                return
             if hold["status"] == "held":
                 booked = {**hold, "booked_at": utcnow(), "status": "booked"}
                 if self.store.update_once("appointments", {"_id": hold["_id"], "status": "held"},
@@ -300,6 +304,19 @@ class SchedulingService(RpcServiceBase):
                 continue  # it lapsed at this very moment: read it again
             self._reclaim_lapsed_hold(hold, event)
             return
+
+    def _fail_if_not_eligible_now(self, hold: dict[str, Any]) -> bool:
+        """Whether the hold failed because its patient may not book now (its time released, ``booking.failed``)."""
+        eligibility = self.intake.booking_eligibility(hold["patient_id"], hold["visit_type"])
+        if eligibility["eligible"]:
+            return False
+        reasons = eligibility.get("reasons") or ["not_eligible"]
+        failed = self.store.event("booking.failed", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"],
+                                                     "reason": f"patient_not_eligible_{reasons[0]}"})
+        self.store.update_with_events("appointments", {"_id": hold["_id"], "status": hold["status"]},
+                                      {"$set": {"status": "failed", "failure_reason": "patient_not_eligible",
+                                                "not_eligible_because": reasons, "slot_keys": []}}, [failed])
+        return True  # if the hold changed meanwhile, the next delivery of the event sees it settled or re-checks
 
     def _reclaim_lapsed_hold(self, hold: dict[str, Any], event: Event) -> None:
         nurse = self._nurse(hold["nurse_id"])

@@ -119,3 +119,23 @@ def test_a_deposit_for_a_lapsed_hold_whose_time_was_taken_fails_the_booking(
     (event,) = scheduling_events.of_type("booking.failed", 1)
     assert event["payload"] == {"hold_id": hold["id"], "patient_id": hold["patient_id"],
                                 "reason": "hold_lapsed_and_slot_taken"}
+
+
+def test_a_deposit_paid_after_the_patient_may_no_longer_book_fails_the_booking_and_frees_the_time(
+        scheduling, intake, register, add_nurse, appointments, scheduling_events):
+    """Intake is asked again when the deposit arrives: here a suicide-risk answer opened an urgent review after the
+    hold was placed, so the paid hold is not booked (billing refunds on ``booking.failed``)."""
+    add_nurse("nur_kim", "CO")
+    patient_id = register()
+    hold = place_hold(scheduling, patient_id, a_bookable_start())
+    call(intake, "submit_screening", patient_id, {"instrument": "phq-9", "answers": {
+        **{f"phq9_{n}": 1 for n in range(1, 9)}, "phq9_9": 1}})
+
+    deposit_paid(scheduling, hold)
+    deposit_paid(scheduling, hold)  # redelivered: settled already
+
+    assert call(scheduling, "get_hold", hold["id"])["status"] == "failed"
+    assert appointments.find_one({"hold_id": hold["id"]})["slot_keys"] == []
+    (failed,) = scheduling_events.of_type("booking.failed", 1)
+    assert failed["payload"]["reason"] == "patient_not_eligible_urgent_review_open"
+    assert "appointment.booked" not in [e["type"] for e in scheduling_events.events]
