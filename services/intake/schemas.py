@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from zoneinfo import available_timezones
 
 import yaml
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+import zipcodes
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from chassis.service import date_in_the_past
 
@@ -31,6 +33,25 @@ class AddressSchema(Schema):
     state = fields.String(required=True, validate=validate.OneOf(
         sorted(US_STATE_CODES), error="not a US state, district or territory postal code (e.g. CO)"))
     postal_code = fields.String(required=True, validate=validate.Regexp(r"^\d{5}(-\d{4})?$"))
+    location = fields.Dict(dump_only=True, metadata={"description": "latitude and longitude of the ZIP code"})
+
+    @validates("postal_code")
+    def _a_zip_code_we_can_place(self, value: str, **_: object) -> None:
+        if len(value) >= 5 and value[:5].isdigit() and zip_location(value) is None:
+            raise ValidationError("not a US ZIP code in the ZIP-code table: a home visit needs a place to go")
+
+    @post_load
+    def _placed(self, address: dict[str, Any], **_: object) -> dict[str, Any]:
+        """The address's coordinates, from the offline ZIP-code table, fixed at registration (and each change)."""
+        return {**address, "location": zip_location(address["postal_code"])}
+
+
+def zip_location(postal_code: str) -> dict[str, float] | None:
+    """The centre of a US ZIP code from the ``zipcodes`` package's offline table, or None if it has none."""
+    found = zipcodes.matching(postal_code[:5])
+    if not found or not found[0].get("lat"):
+        return None
+    return {"latitude": float(found[0]["lat"]), "longitude": float(found[0]["long"])}
 
 
 class ContactPersonSchema(Schema):
@@ -105,6 +126,7 @@ class EligibilitySchema(Schema):
     rules_version = fields.String()
     state = fields.String()
     postal_code = fields.String()
+    location = fields.Dict(allow_none=True)
     time_zone = fields.String()
 
 

@@ -230,7 +230,7 @@ class IntakeService(RpcServiceBase):
         return EligibilitySchema().dump({
             "patient_id": patient_id, "eligible": decision.eligible, "reasons": decision.reasons,
             "rules_version": decision.rules_version, "state": patient["address"]["state"],
-            "postal_code": patient["address"]["postal_code"],
+            "postal_code": patient["address"]["postal_code"], "location": patient["address"].get("location"),
             "time_zone": patient["time_zone"],
         })
 

@@ -859,7 +859,9 @@ class SchedulingService(RpcServiceBase):
         if not eligibility["eligible"]:
             raise PatientNotCleared("the patient may not book yet", reasons=eligibility["reasons"],
                                     rules_version=eligibility["rules_version"])
-        place = locate(eligibility.get("postal_code") or "")
+        located = eligibility.get("location")  # placed by intake at registration; older records: placed now
+        place = ((located["latitude"], located["longitude"]) if located
+                 else locate(eligibility.get("postal_code") or ""))
         if place is None:
             raise AddressNotLocated("the patient's ZIP code is not in the table of US ZIP codes",
                                     postal_code=eligibility.get("postal_code"))

@@ -57,6 +57,12 @@ def test_a_complete_registration_is_accepted():
     assert patient["address"]["state"] == "CO"
 
 
+def test_the_address_is_placed_at_registration_from_the_offline_zip_code_table():
+    placed = validated(PatientRegistrationSchema(), REGISTRATION)["address"]["location"]
+    assert placed["latitude"] == pytest.approx(39.75, abs=0.05) and placed["longitude"] == pytest.approx(-104.99,
+                                                                                                         abs=0.05)
+
+
 def test_consent_to_texts_is_not_assumed():
     assert validated(PatientRegistrationSchema(), registration_with("sms_opt_in"))["sms_opt_in"] is False
 
@@ -89,6 +95,7 @@ def test_a_malformed_field_is_refused_and_named(field, value):
     ("address.state", "Colorado"),
     ("address.state", "co"),
     ("address.postal_code", "8020"),
+    ("address.postal_code", "00000"),  # the shape of a ZIP code, but none the table can place
 ])
 def test_a_malformed_address_field_is_refused_and_named(path, value):
     errors = errors_of(registration_with(path, value))
