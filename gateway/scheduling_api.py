@@ -19,7 +19,7 @@ from gateway.api import ApiRequest, Forbidden, api, to_json
 from gateway.billing_api import QuoteSchema
 from gateway.pagination import PageQuerySchema
 from gateway.routes import Route
-from gateway.schemas import AppointmentSchema, BookingRequestSchema, NurseHoursSchema, NurseSchema
+from gateway.schemas import AppointmentSchema, HoldRequestSchema, NurseHoursSchema, NurseSchema
 
 UPSTREAM = (502, 503, 504)
 _ID = validate.Length(min=1, max=100)
@@ -273,7 +273,7 @@ GET_AVAILABILITY = Route(
 PLACE_HOLD = Route(
     "POST", "/v1/holds", "placeHold",
     "Hold a visit for a few minutes while the deposit is paid; the answer carries billing's quote", "appointments",
-    roles=("patient", "admin"), request_schema=BookingRequestSchema, response_schema=HoldSchema,
+    roles=("patient", "admin"), request_schema=HoldRequestSchema, response_schema=HoldSchema,
     response_status=201, errors=(404, 409, 422, *UPSTREAM), phi_resource="hold", idempotent=True)
 GET_HOLD = Route(
     "GET", "/v1/holds/{hold_id}", "getHold", "A hold: held, booked (with the appointment id), failed or expired",

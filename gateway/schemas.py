@@ -97,6 +97,14 @@ class BookingRequestSchema(Schema):
     series_id = fields.String(validate=_ID, metadata={"description": "a session of this treatment series"})
 
 
+class HoldRequestSchema(BookingRequestSchema):
+    discount_codes = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                                 validate=validate.Length(max=5),
+                                 metadata={"description": "discounts claimed (e.g. veteran, first_responder): the "
+                                                          "quote applies the best one the catalogue allows",
+                                           "example": ["veteran"]})
+
+
 class AppointmentSchema(Schema):
     id = fields.String(required=True)
     patient_id = fields.String(required=True)

@@ -23,6 +23,14 @@ class BookingRequestSchema(Schema):
     series_id = fields.String(validate=_ID)
 
 
+class HoldRequestSchema(BookingRequestSchema):
+    """A hold also names the discounts the patient claims (veteran, first responder): billing's quote applies
+    the best one its catalogue allows, and the deposit and the invoice follow that quote."""
+
+    discount_codes = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+                                 validate=validate.Length(max=5))
+
+
 class SeriesBookingRequestSchema(Schema):
     """Several sessions of a series booked at once, all or nothing: one start each (in any order)."""
 

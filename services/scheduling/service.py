@@ -76,6 +76,7 @@ from services.scheduling.schemas import (
     CancellationSchema,
     ConsentRevoked,
     DepositPaid,
+    HoldRequestSchema,
     HoldSchema,
     HoursSchema,
     LogRangeSchema,
@@ -243,7 +244,7 @@ class SchedulingService(RpcServiceBase):
         """Hold a visit for ``HOLD_MINUTES`` while the patient pays the deposit: the slots are claimed exactly
         as a booking claims them, with billing's quote. A visit billing cannot price is refused before any
         slot is claimed."""
-        request = validated(BookingRequestSchema(), request)
+        request = validated(HoldRequestSchema(), request)
         hold_id = self.store.creation_id("hld")
         existing = self.store.db.appointments.find_one({"hold_id": hold_id})
         if existing is not None:
@@ -915,7 +916,8 @@ class SchedulingService(RpcServiceBase):
             return self.billing.quote(_json({
                 "patient_id": visit.request["patient_id"], "visit_type": visit.request["visit_type"],
                 "hold_id": hold_id, "start_at": visit.window.start_at, "expires_at": expires_at,
-                "postal_code": visit.eligibility["postal_code"]}))
+                "postal_code": visit.eligibility["postal_code"],
+                "discount_codes": visit.request.get("discount_codes", [])}))
         except RemoteDomainError as refused:
             if refused.status >= 500:
                 raise

@@ -13,7 +13,7 @@ from nameko.testing.services import entrypoint_hook
 
 from chassis.events import Event
 from chassis.ids import derived_id, new_id
-from services.scheduling.exceptions import HoldNotFound, NoNurseAvailable, PatientAlreadyBooked
+from services.scheduling.exceptions import HoldNotFound, NoNurseAvailable, PatientAlreadyBooked, VisitNotPriced
 from services.scheduling.tests.interface.support import a_bookable_start, book, call
 
 
@@ -139,3 +139,16 @@ def test_a_deposit_paid_after_the_patient_may_no_longer_book_fails_the_booking_a
     (failed,) = scheduling_events.of_type("booking.failed", 1)
     assert failed["payload"]["reason"] == "patient_not_eligible_urgent_review_open"
     assert "appointment.booked" not in [e["type"] for e in scheduling_events.events]
+
+
+def test_a_hold_carries_the_discount_the_patient_claims_and_an_unknown_one_holds_nothing(
+        scheduling, register, add_nurse, appointments):
+    add_nurse("nur_kim", "CO")
+    full = place_hold(scheduling, register(), a_bookable_start(days_ahead=3))["quote"]
+    veteran = place_hold(scheduling, register(), a_bookable_start(days_ahead=4), discount_codes=["veteran"])["quote"]
+
+    assert veteran["discount_cents"] > 0 and veteran["total_cents"] == full["total_cents"] - veteran["discount_cents"]
+    assert veteran["deposit_cents"] <= full["deposit_cents"]
+    with pytest.raises(VisitNotPriced):
+        place_hold(scheduling, register(), a_bookable_start(days_ahead=5), discount_codes=["friends-and-family"])
+    assert appointments.count_documents({}) == 2
