@@ -251,6 +251,6 @@ class SuperbillFactsSchema(Schema):
     patient_id = fields.String()
     name = fields.String()
     date_of_birth = fields.Date()
-    address = fields.Nested(AddressSchema)
+    address = fields.Nested(AddressSchema, only=("line1", "line2", "city", "state", "postal_code"))
     referring = fields.Dict(allow_none=True)
     icd10_codes = fields.List(fields.String())

@@ -75,7 +75,7 @@ def test_a_registration_is_announced_on_the_intake_exchange_with_contact_details
     assert (event["type"], event["version"], event["producer"]) == ("patient.registered", 1, "intake")
     assert event["payload"] == {
         "patient_id": patient["id"], "first_name": "Ana", "email": "ana@example.com",
-        "phone": "+13035550100", "time_zone": "America/Denver", "sms_opt_in": True,
+        "phone": "+13035550100", "time_zone": "America/Denver", "sms_opt_in": True, "locale": None,
     }  # no date of birth, no address: notifications only needs to reach the patient
     assert wait_for(lambda: patients.find_one({"_id": patient["id"]})["outbox"] == [])
 
@@ -118,7 +118,8 @@ def test_a_new_patient_may_book_the_free_consultation_and_infusions_once_cleared
     assert call(intake, "booking_eligibility", patient["id"], "consult") == {
         "patient_id": patient["id"], "eligible": True, "reasons": [],
         "rules_version": load_booking_rules().effective_at().version,
-        "state": "CO", "postal_code": "80202", "time_zone": "America/Denver",
+        "state": "CO", "postal_code": "80202", "location": {"latitude": 39.7491, "longitude": -104.9946},
+        "time_zone": "America/Denver",
     }
     before = call(intake, "booking_eligibility", patient["id"], "iv-mood")
     assert before["eligible"] is False
