@@ -147,8 +147,15 @@ def messages_received_vs_sent(stores: Stores, journal: Journal, run: Any) -> lis
     for path in (run.work_dir / "mail").glob("*.eml"):
         mail_ids[email.message_from_bytes(path.read_bytes()).get("Message-ID", path.name)] += 1
     texts = [json.loads(path.read_text()) for path in (run.work_dir / "sms").glob("*.json")]
-    return [Figure("emails received more than once", sum(1 for n in mail_ids.values() if n > 1), 0,
-                   f"{sum(mail_ids.values())} received"),
+    twice = [message_id.strip("<>").split("@")[0] for message_id, n in mail_ids.items() if n > 1]
+    # A sender killed after the mail server took a message but before its record said so sends it again when
+    # its lease ends (README: at least once, for that window only): its record then shows a second attempt.
+    # A message received twice from a single attempt would be a real double send.
+    resent = {m["_id"] for m in stores.notifications.messages.find({"_id": {"$in": twice}, "attempts": {"$gt": 1}},
+                                                                    {"_id": 1})}
+    return [Figure("emails received more than once from a single send attempt", len(set(twice) - resent), 0,
+                   f"{sum(mail_ids.values())} received; {len(resent)} sent again after their sender died "
+                   "between the mail server's answer and the record (the at-least-once window)"),
             Figure("emails sent but not received, or received but not sent", abs(sent["email"] - len(mail_ids)), 0,
                    f"{sent['email']} sent, {len(mail_ids)} distinct received"),
             Figure("texts sent but not received, or received more than sent", abs(sent["sms"] - len(texts)), 0,

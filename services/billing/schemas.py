@@ -12,6 +12,7 @@ class AppointmentBooked(Schema):
     start_at = fields.AwareDateTime(required=True)
     hold_id = fields.String(load_default=None)
     quote_id = fields.String(load_default=None)
+    postal_code = fields.String(load_default=None)
 
 
 class LineItemSchema(Schema):

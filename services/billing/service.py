@@ -246,7 +246,8 @@ class BillingService(RpcServiceBase):
         booked = event.payload
         quote = self._quote_of(booked)
         if quote is None:
-            quote = quote_visit(PRICE_CATALOGUE.effective_at(event.occurred_at), booked["visit_type"]).as_dict()
+            quote = quote_visit(PRICE_CATALOGUE.effective_at(event.occurred_at), booked["visit_type"],
+                                postal_code=booked["postal_code"]).as_dict()  # a booking without a hold: travel too
         invoice_id = derived_id("inv", booked["appointment_id"])
         hold_id = booked.get("hold_id") or quote.get("hold_id")
         deposit = -ledger.total(self._entries({"lines.hold_id": hold_id}), "deposits_held",

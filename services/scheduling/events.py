@@ -19,6 +19,7 @@ class _VisitTime(Schema):
 @event_schema("appointment.booked", version=1)
 class AppointmentBooked(_VisitTime):
     appointment_id = fields.String(required=True)
+    postal_code = fields.String(metadata={"description": "where the visit is: billing's travel zone"})
     hold_id = fields.String()
     series_id = fields.String()
     quote_id = fields.String()

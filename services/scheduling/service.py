@@ -963,6 +963,8 @@ class SchedulingService(RpcServiceBase):
         payload = {key: appointment[key] for key in ("patient_id", "nurse_id", "visit_type", "start_at", "end_at",
                                                       "time_zone")}
         payload["appointment_id"] = appointment["_id"]
+        if appointment.get("postal_code"):
+            payload["postal_code"] = appointment["postal_code"]
         if appointment.get("hold_id"):
             payload.update(hold_id=appointment["hold_id"], quote_id=appointment["quote"]["quote_id"])
         if appointment.get("series_id"):

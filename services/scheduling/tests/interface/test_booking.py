@@ -223,7 +223,7 @@ def test_the_booked_event_carries_what_billing_and_notifications_need(scheduling
     assert payload == {
         "appointment_id": appointment["id"], "patient_id": patient, "nurse_id": "nur_kim",
         "visit_type": "consult", "start_at": payload["start_at"], "end_at": payload["end_at"],
-        "time_zone": DENVER,
+        "time_zone": DENVER, "postal_code": "80202",  # billing's travel zone; no street, no health data
     }
     assert datetime.fromisoformat(payload["start_at"]) == datetime.fromisoformat(appointment["start_at"])
     # each consumer's own tolerant schema reads it without complaint
