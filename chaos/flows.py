@@ -139,28 +139,19 @@ def clear(client: Client, journal: Journal, patient_id: str) -> str | None:
     return signed.json()["id"]
 
 
-def sign_up(client: Client, journal: Journal, what: str = "registration") -> str | None:
-    """A new patient signs up on the website: their id, or None (counted as refused or unsettled)."""
+def sign_up_and_clear(client: Client, journal: Journal) -> tuple[str, str] | None:
+    """A patient signs up and is screened, consents and is approved: (patient id, consent id), or None."""
+    n = next(_numbers)
     key = f"register-{uuid.uuid4().hex}"
-    registered = client.send("POST", "/v1/patients", a_patient(next(_numbers)), idempotency_key=key)
-    if not settled(journal, what, registered, 201):
+    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=key)
+    if registered is None:
+        journal.count("unsettled", "registration")
+        return None
+    if registered.status_code != 201:
+        journal.count("refused", f"registration {registered.status_code}")
         return None
     patient_id = registered.json()["id"]
     journal.accept("registration", {"id": patient_id, "key": key})
-    return patient_id
-
-
-def a_day_ahead_at(hour_utc: int) -> datetime:
-    """An instant 3 to 30 days from now, at a whole UTC hour."""
-    day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 30))
-    return datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour_utc)
-
-
-def sign_up_and_clear(client: Client, journal: Journal) -> tuple[str, str] | None:
-    """A patient signs up and is screened, consents and is approved: (patient id, consent id), or None."""
-    patient_id = sign_up(client, journal)
-    if patient_id is None:
-        return None
     consent_id = clear(client, journal, patient_id)
     return None if consent_id is None else (patient_id, consent_id)
 
@@ -171,7 +162,8 @@ def register_and_book(client: Client, journal: Journal) -> None:
     if cleared is None:
         return
     patient_id, consent_id = cleared
-    start_at = a_day_ahead_at(random.choice([17, 18, 19, 20]))
+    day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 30))
+    start_at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=random.choice([17, 18, 19, 20]))
     booking = {"patient_id": patient_id, "visit_type": "iv-mood", "start_at": start_at.isoformat()}
     key = f"book-{uuid.uuid4().hex}"
     booked = client.send("POST", "/v1/appointments", booking, headers=client.token("patient", patient_id),
@@ -181,7 +173,7 @@ def register_and_book(client: Client, journal: Journal) -> None:
     elif booked.status_code == 201:
         journal.accept("booking", {"id": booked.json()["id"], "key": key, "patient_id": patient_id})
     else:
-        journal.count("refused", f"booking {booked.status_code} {problem_code(booked)}")
+        journal.count("refused", f"booking {booked.status_code} {booked.json().get('code')}")
     if random.random() < 0.25:  # a patient withdraws consent: their future infusions must be cancelled
         revoked = client.send("DELETE", f"/v1/patients/{patient_id}/consents/{consent_id}",
                               headers=client.token("patient", patient_id), idempotency_key=f"revoke-{consent_id}")
@@ -193,26 +185,34 @@ def register_and_book(client: Client, journal: Journal) -> None:
 
 def book_before_clearance(client: Client, journal: Journal) -> None:
     """A patient signs up and tries to book an infusion before being screened and approved: always refused."""
-    patient_id = sign_up(client, journal, "registration before clearance")
-    if patient_id is None:
+    n = next(_numbers)
+    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=f"register-{uuid.uuid4().hex}")
+    if registered is None or registered.status_code != 201:
+        journal.count("unsettled" if registered is None else "refused", "registration before clearance")
         return
-    start_at = a_day_ahead_at(18)
+    patient_id = registered.json()["id"]
+    journal.accept("registration", {"id": patient_id})
+    start_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=random.randint(3, 30)),
+                                datetime.min.time(), UTC) + timedelta(hours=18)
     booked = client.send("POST", "/v1/appointments", {"patient_id": patient_id, "visit_type": "iv-mood",
                                                       "start_at": start_at.isoformat()},
                          headers=client.token("patient", patient_id), idempotency_key=f"book-{uuid.uuid4().hex}")
     if booked is not None and booked.status_code == 201:
         journal.accept("booking before clearance", {"id": booked.json()["id"], "patient_id": patient_id})
     elif booked is not None:
-        journal.count("refused", f"uncleared booking {booked.status_code} {problem_code(booked)}")
+        journal.count("refused", f"uncleared booking {booked.status_code} {booked.json().get('code')}")
 
 
 def risk_answer_then_a_clinician(client: Client, journal: Journal) -> None:
     """A patient answers a suicide-risk item: the answer brings crisis resources, an urgent review opens, and
     every infusion is refused until a clinician (here an admin) decides: approve (after the rest of the file)
     or decline. No program may decide such a patient."""
-    patient_id = sign_up(client, journal, "registration (risk)")
-    if patient_id is None:
+    n = next(_numbers)
+    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=f"register-{uuid.uuid4().hex}")
+    if not settled(journal, "registration (risk)", registered, 201):
         return
+    patient_id = registered.json()["id"]
+    journal.accept("registration", {"id": patient_id})
     patient, admin = client.token("patient", patient_id), client.token("admin", "chaos-clinic")
     answers = {**UNREMARKABLE_ANSWERS["phq-9"], "phq9_9": 1}
     screened = client.send("POST", f"/v1/patients/{patient_id}/screenings", {"instrument": "phq-9", "answers": answers},
@@ -221,8 +221,10 @@ def risk_answer_then_a_clinician(client: Client, journal: Journal) -> None:
         return
     journal.accept("risk answer", {"patient_id": patient_id,
                                    "crisis_resources": bool(screened.json().get("crisis_resources"))})
+    start_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=random.randint(3, 30)),
+                                datetime.min.time(), UTC) + timedelta(hours=18)
     booked = client.send("POST", "/v1/appointments", {"patient_id": patient_id, "visit_type": "iv-mood",
-                                                      "start_at": a_day_ahead_at(18).isoformat()},
+                                                      "start_at": start_at.isoformat()},
                          headers=patient, idempotency_key=f"book-{uuid.uuid4().hex}")
     if booked is not None and booked.status_code == 201:
         journal.accept("booking during an urgent review", {"id": booked.json()["id"], "patient_id": patient_id})
