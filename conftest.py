@@ -11,12 +11,13 @@ eventlet.monkey_patch()
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
 
 import pymongo  # noqa: E402
 import pytest  # noqa: E402
 import requests  # noqa: E402
 
-from chassis.testing import fresh_databases  # noqa: E402
+from chassis.testing import ScratchVhosts, VhostPipeline, fresh_databases  # noqa: E402
 
 ROOT = Path(__file__).parent
 
@@ -34,6 +35,23 @@ def mongo_uri():
     yield uri
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def scratch_vhosts(request) -> ScratchVhosts:
+    """Test vhosts on the machine's broker; a killed run's leftovers are deleted first."""
+    user = urlsplit(request.config.getoption("RABBIT_AMQP_URI")).username or "guest"
+    vhosts = ScratchVhosts(request.config.getoption("RABBIT_API_URI"), user)
+    vhosts.remove_orphans()
+    return vhosts
+
+
+@pytest.fixture(scope="session")
+def vhost_pipeline(scratch_vhosts):
+    """Replaces nameko's: its vhost maker stopped for good at the first dropped management connection, and
+    every later test then waited for a vhost until pytest's timeout ended the run (see ``ScratchVhosts``)."""
+    with VhostPipeline(scratch_vhosts).run() as pipeline:
+        yield pipeline
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ broker (a fresh vhost) and the real store (fresh databases), driven over HTTP.""
 from __future__ import annotations
 
 import os
-import random
 import socket
-import string
 from urllib.parse import quote
 
 import pytest
@@ -31,12 +29,10 @@ class EndToEndPlatform(Platform):
 
 
 @pytest.fixture(scope="module")
-def vhost(rabbit_manager, request):
-    name = "e2e_" + "".join(random.choices(string.ascii_lowercase, k=10))
-    rabbit_manager.create_vhost(name)
-    rabbit_manager.set_vhost_permissions(name, "guest", ".*", ".*", ".*")
+def vhost(scratch_vhosts):
+    name = scratch_vhosts.create("e2e_")
     yield name
-    rabbit_manager.delete_vhost(name)
+    scratch_vhosts.delete(name)
 
 
 @pytest.fixture(scope="module")

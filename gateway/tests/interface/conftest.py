@@ -9,15 +9,12 @@ Tests only add data (fresh ids, fresh visit times), so they do not depend on one
 
 from __future__ import annotations
 
-import random
-import string
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlparse
 
 import pymongo
 import pytest
-from kombu.pools import connections
 from nameko.testing.utils import find_free_port
 
 from chassis.testing import fresh_databases, wait_for
@@ -26,18 +23,13 @@ from services.billing.stripe_double import running
 
 
 @pytest.fixture(scope="module")
-def module_rabbit_config(request, rabbit_manager) -> Iterator[dict[str, str]]:
+def module_rabbit_config(request, scratch_vhosts) -> Iterator[dict[str, str]]:
     """Like nameko's ``rabbit_config``, but one vhost for the whole module."""
     uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    vhost = "gw_if_" + "".join(random.choices(string.ascii_lowercase, k=10))
-    rabbit_manager.create_vhost(vhost)
-    rabbit_manager.set_vhost_permissions(vhost, uri.username, ".*", ".*", ".*")
+    vhost = scratch_vhosts.create("gw_if_")
     yield {"AMQP_URI": f"{uri.scheme}://{uri.netloc}/{quote(vhost, safe='')}", "username": uri.username,
            "vhost": vhost}
-    for key, pool in list(connections.items()):  # as nameko's vhost_pipeline: no pooled connection survives
-        if isinstance(key, tuple) and len(key) > 4 and key[4] == vhost:
-            pool.force_close_all()
-    rabbit_manager.delete_vhost(vhost)
+    scratch_vhosts.delete(vhost)
 
 
 @pytest.fixture(scope="module")
