@@ -10,6 +10,7 @@ Tests only add data (fresh ids, fresh visit times), so they do not depend on one
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -20,6 +21,8 @@ from nameko.testing.utils import find_free_port
 from chassis.testing import fresh_databases, wait_for
 from gateway.tests.interface.support import ALL_SERVICES, JWT_SECRET, Platform, start_runner
 from services.billing.stripe_double import running
+
+TOPOLOGY_FILE = Path(__file__).resolve().parents[3] / "services" / "topology.yml"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,9 @@ def stripe_stand_in() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def module_service_config(module_rabbit_config, mongo_uri, module_database_prefix,
                           stripe_stand_in) -> dict[str, Any]:
-    """The root ``service_config`` at module scope, plus the gateway's token secret."""
+    """The root ``service_config`` at module scope, plus the gateway's token secret and, as in production, the
+    platform's topology (without it every event is published ``mandatory``, and one that no queue takes holds up
+    its aggregate's later events)."""
     return {
         **module_rabbit_config,
         "MONGO_URI": mongo_uri,
@@ -66,6 +71,7 @@ def module_service_config(module_rabbit_config, mongo_uri, module_database_prefi
         "OUTBOX_POLL_SECONDS": 0.2,
         "OUTBOX_LEASE_SECONDS": 30,
         "DEAD_LETTER_QUEUE": "infusion.dead-letters",
+        "TOPOLOGY_FILE": str(TOPOLOGY_FILE),
         "JWT_SECRET": JWT_SECRET,
         "STRIPE_API_KEY": "sk_test_gateway", "STRIPE_API_BASE": stripe_stand_in,
     }

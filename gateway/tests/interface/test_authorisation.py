@@ -173,19 +173,9 @@ def booking_body(platform: Platform, world: World) -> dict[str, Any]:
 
 
 def series_of(platform: Platform, world: World) -> dict[str, Any]:
-    """The treatment series A's clearance plans. Its ``patient.cleared`` is sent here again (the series id derives
-    from the review, so it is planned once): in this platform intake's outbox may hold it behind events that no
-    queue takes (no topology file is configured, so every publish is mandatory)."""
-    event = {"event_id": f"evt_matrix_cleared_{world.review_a}", "type": "patient.cleared", "version": 1,
-             "occurred_at": datetime.now(UTC).isoformat(), "correlation_id": "matrix", "producer": "intake",
-             "payload": {"patient_id": world.patient_a, "review_id": world.review_a,
-                         "protocol_code": "depression-induction", "planned_sessions": 6}}
+    """The treatment series A's clearance planned (scheduling plans it on ``patient.cleared``)."""
     admin = bearer("admin", "admin-1")
-    items = platform.get(f"/v1/patients/{world.patient_a}/series", headers=admin).json()["items"]
-    if not items:
-        event_dispatcher(platform.config)("intake", "patient.cleared", event)
-    return items[0] if items else wait_for(lambda: platform.get(f"/v1/patients/{world.patient_a}/series",
-                                                                headers=admin).json()["items"])[0]
+    return wait_for(lambda: platform.get(f"/v1/patients/{world.patient_a}/series", headers=admin).json()["items"])[0]
 
 
 def series_sessions_body(platform: Platform, world: World) -> dict[str, Any]:
