@@ -200,12 +200,12 @@ def test_the_services_are_those_the_platform_runs():
     assert set(PROCESSES) <= set(STAGES), f"no Dockerfile target for {set(PROCESSES) - set(STAGES)}"
 
 
-def test_the_images_leave_the_tests_and_tooling_section_out_of_requirements():
-    """The build keeps requirements.txt up to its "# Tests and tooling" line: the line must be there, after
-    every package the code imports at run time."""
+def test_the_images_leave_the_development_section_out_of_requirements():
+    """The build keeps requirements.txt up to its "# Development, tests and tooling" line: the line must be there,
+    after every package the code imports at run time."""
     text = (ROOT / "requirements.txt").read_text()
-    assert "\n# Tests and tooling" in text
-    runtime = text.split("\n# Tests and tooling")[0]
+    assert "\n# Development, tests and tooling" in text
+    runtime = text.split("\n# Development, tests and tooling")[0]
     for package in ("nameko", "kombu", "pymongo", "marshmallow", "PyJWT", "Werkzeug", "prometheus_client"):
         assert re.search(rf"^{package}==", runtime, re.MULTILINE), f"{package} is not in the runtime section"
 
@@ -296,7 +296,7 @@ def imported_packages(paths: list[Path]) -> dict[str, str]:
 
 def test_the_platform_images_install_what_the_platform_imports_and_neither_the_stripe_double_nor_the_tooling(
         tmp_path):
-    """The build installs requirements.txt less its tests and tooling and the development-only packages: every
+    """The build installs requirements.txt less its development, tests and tooling section: every
     package the code in the platform images imports (the notifications doubles included, they run on the same
     layer) must still be installed, and the Stripe double's localstripe and aiohttp must not be."""
     runtime = filtered_requirements("build", "/tmp/runtime-requirements.txt", tmp_path)
