@@ -139,19 +139,28 @@ def clear(client: Client, journal: Journal, patient_id: str) -> str | None:
     return signed.json()["id"]
 
 
-def sign_up_and_clear(client: Client, journal: Journal) -> tuple[str, str] | None:
-    """A patient signs up and is screened, consents and is approved: (patient id, consent id), or None."""
-    n = next(_numbers)
+def sign_up(client: Client, journal: Journal, what: str = "registration") -> str | None:
+    """A new patient signs up on the website: their id, or None (counted as refused or unsettled)."""
     key = f"register-{uuid.uuid4().hex}"
-    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=key)
-    if registered is None:
-        journal.count("unsettled", "registration")
-        return None
-    if registered.status_code != 201:
-        journal.count("refused", f"registration {registered.status_code}")
+    registered = client.send("POST", "/v1/patients", a_patient(next(_numbers)), idempotency_key=key)
+    if not settled(journal, what, registered, 201):
         return None
     patient_id = registered.json()["id"]
     journal.accept("registration", {"id": patient_id, "key": key})
+    return patient_id
+
+
+def a_day_ahead_at(hour_utc: int) -> datetime:
+    """An instant 3 to 30 days from now, at a whole UTC hour."""
+    day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 30))
+    return datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour_utc)
+
+
+def sign_up_and_clear(client: Client, journal: Journal) -> tuple[str, str] | None:
+    """A patient signs up and is screened, consents and is approved: (patient id, consent id), or None."""
+    patient_id = sign_up(client, journal)
+    if patient_id is None:
+        return None
     consent_id = clear(client, journal, patient_id)
     return None if consent_id is None else (patient_id, consent_id)
 
@@ -162,8 +171,7 @@ def register_and_book(client: Client, journal: Journal) -> None:
     if cleared is None:
         return
     patient_id, consent_id = cleared
-    day = datetime.now(UTC).date() + timedelta(days=random.randint(3, 30))
-    start_at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=random.choice([17, 18, 19, 20]))
+    start_at = a_day_ahead_at(random.choice([17, 18, 19, 20]))
     booking = {"patient_id": patient_id, "visit_type": "iv-mood", "start_at": start_at.isoformat()}
     key = f"book-{uuid.uuid4().hex}"
     booked = client.send("POST", "/v1/appointments", booking, headers=client.token("patient", patient_id),
@@ -173,7 +181,7 @@ def register_and_book(client: Client, journal: Journal) -> None:
     elif booked.status_code == 201:
         journal.accept("booking", {"id": booked.json()["id"], "key": key, "patient_id": patient_id})
     else:
-        journal.count("refused", f"booking {booked.status_code} {booked.json().get('code')}")
+        journal.count("refused", f"booking {booked.status_code} {problem_code(booked)}")
     if random.random() < 0.25:  # a patient withdraws consent: their future infusions must be cancelled
         revoked = client.send("DELETE", f"/v1/patients/{patient_id}/consents/{consent_id}",
                               headers=client.token("patient", patient_id), idempotency_key=f"revoke-{consent_id}")
@@ -185,34 +193,26 @@ def register_and_book(client: Client, journal: Journal) -> None:
 
 def book_before_clearance(client: Client, journal: Journal) -> None:
     """A patient signs up and tries to book an infusion before being screened and approved: always refused."""
-    n = next(_numbers)
-    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=f"register-{uuid.uuid4().hex}")
-    if registered is None or registered.status_code != 201:
-        journal.count("unsettled" if registered is None else "refused", "registration before clearance")
+    patient_id = sign_up(client, journal, "registration before clearance")
+    if patient_id is None:
         return
-    patient_id = registered.json()["id"]
-    journal.accept("registration", {"id": patient_id})
-    start_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=random.randint(3, 30)),
-                                datetime.min.time(), UTC) + timedelta(hours=18)
+    start_at = a_day_ahead_at(18)
     booked = client.send("POST", "/v1/appointments", {"patient_id": patient_id, "visit_type": "iv-mood",
                                                       "start_at": start_at.isoformat()},
                          headers=client.token("patient", patient_id), idempotency_key=f"book-{uuid.uuid4().hex}")
     if booked is not None and booked.status_code == 201:
         journal.accept("booking before clearance", {"id": booked.json()["id"], "patient_id": patient_id})
     elif booked is not None:
-        journal.count("refused", f"uncleared booking {booked.status_code} {booked.json().get('code')}")
+        journal.count("refused", f"uncleared booking {booked.status_code} {problem_code(booked)}")
 
 
 def risk_answer_then_a_clinician(client: Client, journal: Journal) -> None:
     """A patient answers a suicide-risk item: the answer brings crisis resources, an urgent review opens, and
     every infusion is refused until a clinician (here an admin) decides: approve (after the rest of the file)
     or decline. No program may decide such a patient."""
-    n = next(_numbers)
-    registered = client.send("POST", "/v1/patients", a_patient(n), idempotency_key=f"register-{uuid.uuid4().hex}")
-    if not settled(journal, "registration (risk)", registered, 201):
+    patient_id = sign_up(client, journal, "registration (risk)")
+    if patient_id is None:
         return
-    patient_id = registered.json()["id"]
-    journal.accept("registration", {"id": patient_id})
     patient, admin = client.token("patient", patient_id), client.token("admin", "chaos-clinic")
     answers = {**UNREMARKABLE_ANSWERS["phq-9"], "phq9_9": 1}
     screened = client.send("POST", f"/v1/patients/{patient_id}/screenings", {"instrument": "phq-9", "answers": answers},
@@ -221,10 +221,8 @@ def risk_answer_then_a_clinician(client: Client, journal: Journal) -> None:
         return
     journal.accept("risk answer", {"patient_id": patient_id,
                                    "crisis_resources": bool(screened.json().get("crisis_resources"))})
-    start_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=random.randint(3, 30)),
-                                datetime.min.time(), UTC) + timedelta(hours=18)
     booked = client.send("POST", "/v1/appointments", {"patient_id": patient_id, "visit_type": "iv-mood",
-                                                      "start_at": start_at.isoformat()},
+                                                      "start_at": a_day_ahead_at(18).isoformat()},
                          headers=patient, idempotency_key=f"book-{uuid.uuid4().hex}")
     if booked is not None and booked.status_code == 201:
         journal.accept("booking during an urgent review", {"id": booked.json()["id"], "patient_id": patient_id})
