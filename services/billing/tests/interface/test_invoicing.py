@@ -20,7 +20,6 @@ from chassis.events import make_event
 from chassis.ids import derived_id
 from chassis.testing import wait_for
 from services.billing.exceptions import InvoiceNotFound
-from services.billing.service import BillingService
 from services.notifications.schemas import InvoiceCreated as NotificationsReadsInvoice
 
 VISIT_START = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
@@ -36,10 +35,9 @@ def a_booking(appointment_id: str = "apt_1", patient_id: str = "pat_ana", visit_
 
 
 @pytest.fixture
-def billing(container_factory, service_config):
-    container = container_factory(BillingService, service_config)
-    container.start()
-    return container
+def config(service_config):
+    """Invoicing takes no payment: billing here runs without Stripe (conftest's ``billing`` starts it)."""
+    return service_config
 
 
 @pytest.fixture
