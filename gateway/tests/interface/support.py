@@ -7,7 +7,7 @@ import itertools
 import json
 import random
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -74,18 +74,32 @@ class VisitTimes:
     """Distinct bookable visit starts: 2 to 79 days ahead at 09:00, 12:00 or 15:00 in Denver, which is 08:00,
     11:00 or 14:00 in Los Angeles, inside visit hours (08:00 to 19:00 local) in both. A visit (up to 120 min)
     ends an hour before the next start, time enough to travel anywhere near Denver, so tests of one module
-    never collide on a nurse by accident."""
+    never collide on a nurse by accident. A test that needs another time of day takes a whole day for it
+    (``reserve_day``): no start given before falls on that day, and none given after will."""
 
     def __init__(self, time_zone: str = DENVER) -> None:
         self.zone = ZoneInfo(time_zone)
         days = list(range(2, 80))
         random.Random(uuid.uuid4().int).shuffle(days)  # modules on one store still get different days
         self._starts = ((day, hour) for day in days for hour in (9, 12, 15))
+        self._given: set[date] = set()
+        self._reserved: set[date] = set()
 
     def next(self) -> str:
-        day, hour = next(self._starts)
-        date = datetime.now(self.zone).date() + timedelta(days=day)
-        return datetime.combine(date, time(hour, 0), tzinfo=self.zone).astimezone(UTC).isoformat()
+        for day, hour in self._starts:
+            visit_day = datetime.now(self.zone).date() + timedelta(days=day)
+            if visit_day not in self._reserved:
+                self._given.add(visit_day)
+                return datetime.combine(visit_day, time(hour, 0), tzinfo=self.zone).astimezone(UTC).isoformat()
+        raise RuntimeError("no visit starts left for this module")
+
+    def reserve_day(self, earliest: date) -> date:
+        """The first day from ``earliest`` on which no start was given; none will be given on it from now on."""
+        day = earliest
+        while day in self._given:
+            day += timedelta(days=1)
+        self._reserved.add(day)
+        return day
 
 
 class Platform:

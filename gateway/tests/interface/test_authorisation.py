@@ -179,12 +179,13 @@ def series_of(platform: Platform, world: World) -> dict[str, Any]:
 
 
 def series_sessions_body(platform: Platform, world: World) -> dict[str, Any]:
-    """The next session of A's series at 17:00 in Denver on its first allowed day (at least two days ahead), a time
-    ``VisitTimes`` never gives; A's consent signed again first (the matrix's revokeConsent withdraws it)."""
+    """The next session of A's series at 17:00 in Denver, a time ``VisitTimes`` never gives, on a day of its own
+    from the first allowed one (at least two days ahead): a 15:00 visit of A's nurse that day would still be on at
+    17:00. A's consent is signed again first (the matrix's revokeConsent withdraws it)."""
     sign_consent(platform, world.patient_a)
     zone = ZoneInfo("America/Denver")
-    day = max(datetime.fromisoformat(series_of(platform, world)["next"]["from"]).date(),
-              datetime.now(zone).date() + timedelta(days=2))
+    day = platform.times.reserve_day(max(datetime.fromisoformat(series_of(platform, world)["next"]["from"]).date(),
+                                         datetime.now(zone).date() + timedelta(days=2)))
     return {"start_ats": [datetime.combine(day, dt_time(17, 0), tzinfo=zone).astimezone(UTC).isoformat()]}
 
 
