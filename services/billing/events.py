@@ -51,6 +51,7 @@ class RefundIssued(Schema):
     patient_id = fields.String(required=True)
     invoice_id = fields.String(required=True, allow_none=True)
     hold_id = fields.String(required=True, allow_none=True)
+    purchase_id = fields.String(allow_none=True, load_default=None)  # a package's unused visits refunded
     amount_cents = fields.Integer(required=True)
     currency = fields.String(required=True)
     reason = fields.String(required=True)

@@ -28,6 +28,12 @@ class PaymentsUnavailable(Unavailable):
     code = "payments_unavailable"
 
 
+class PatientIneligible(NotAllowed):
+    """A clinician found the patient ineligible: no package is sold to them."""
+
+    code = "patient_declined"
+
+
 class RefundExceedsPayment(NotAllowed):
     code = "refund_exceeds_payment"
 

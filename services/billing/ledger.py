@@ -8,7 +8,8 @@ Accounts: ``cash_at_stripe`` (what Stripe holds for us), ``deposits_held`` (depo
 booked), ``receivable`` (what patients owe on invoices; negative: what we owe them), ``deferred_revenue`` (booked,
 not yet given), ``revenue:<code>`` (by visit type and travel zone), ``discounts``, ``fee_revenue``, ``refunds``
 (money returned after a visit was given), ``processor_fees`` (Stripe's fees), ``disputed_funds``,
-``package_credits`` (packages paid for, visits not yet given).
+``package_credits`` (packages paid for, visits not yet given), ``revenue:package_expired`` (visits of a package
+left unused when it expired).
 """
 
 from __future__ import annotations
@@ -84,6 +85,26 @@ def package_credit_returned(invoice_id: str, purchase_id: str, patient_id: str, 
                  invoice_id=invoice_id, purchase_id=purchase_id, patient_id=patient_id)
 
 
+def package_expired(purchase_id: str, slot: int, patient_id: str, value_cents: int, currency: str,
+                    posted_at: datetime) -> dict[str, Any]:
+    """A visit of a package left unused when the package expired: what was owed as a visit is earned. One per
+    slot (a credit given back after the expiry closes its slot later, with an entry of its own)."""
+    lines = [line("package_credits", value_cents, patient_id, purchase_id=purchase_id),
+             line("revenue:package_expired", -value_cents, patient_id, purchase_id=purchase_id)]
+    return entry(f"package-expired:{purchase_id}:{slot}", "package_expired", currency, posted_at, lines,
+                 purchase_id=purchase_id, patient_id=patient_id, slot=slot)
+
+
+def package_retained(purchase_id: str, patient_id: str, retained_cents: int, reason: str, currency: str,
+                     posted_at: datetime) -> dict[str, Any]:
+    """The part of a closed package's unused visits kept as a fee (a declined patient's retention); the rest is
+    refunded from ``package_credits``."""
+    lines = [line("package_credits", retained_cents, patient_id, purchase_id=purchase_id),
+             line("fee_revenue", -retained_cents, patient_id, purchase_id=purchase_id)]
+    return entry(f"package-retained:{purchase_id}", "package_retained", currency, posted_at, lines,
+                 purchase_id=purchase_id, patient_id=patient_id, reason=reason)
+
+
 def invoice_opened(invoice_id: str, patient_id: str, total_cents: int, deposit_cents: int, hold_id: str | None,
                    currency: str, posted_at: datetime) -> dict[str, Any]:
     """The booked visit is owed and not yet earned; a deposit paid for its hold counts towards it."""
@@ -129,16 +150,19 @@ def visit_called_off(invoice_id: str, patient_id: str, total_cents: int, fee_cen
 
 
 #: Where a refund is taken from: a deposit not yet applied to an invoice, a credit on an invoice, revenue
-#: already earned (a refund after the visit), or a fee kept and then waived.
-REFUND_SOURCES = {"hold": "deposits_held", "invoice": "receivable", "revenue": "refunds", "fee": "fee_revenue"}
+#: already earned (a refund after the visit), a fee kept and then waived, or a package's unused visits.
+REFUND_SOURCES = {"hold": "deposits_held", "invoice": "receivable", "revenue": "refunds", "fee": "fee_revenue",
+                  "package": "package_credits"}
 
 
 def refund_paid(refund_key: str, refund_id: str, source: str, patient_id: str, amount_cents: int, currency: str,
-                posted_at: datetime, invoice_id: str | None = None, hold_id: str | None = None) -> dict[str, Any]:
-    lines = [line(REFUND_SOURCES[source], amount_cents, patient_id, invoice_id=invoice_id, hold_id=hold_id),
-             line("cash_at_stripe", -amount_cents, patient_id, invoice_id=invoice_id, hold_id=hold_id)]
+                posted_at: datetime, invoice_id: str | None = None, hold_id: str | None = None,
+                purchase_id: str | None = None) -> dict[str, Any]:
+    about = {"invoice_id": invoice_id, "hold_id": hold_id, "purchase_id": purchase_id}
+    lines = [line(REFUND_SOURCES[source], amount_cents, patient_id, **about),
+             line("cash_at_stripe", -amount_cents, patient_id, **about)]
     return entry(f"refund:{refund_id}", "refund", currency, posted_at, lines, refund_id=refund_id,
-                 refund_key=refund_key, invoice_id=invoice_id, hold_id=hold_id, patient_id=patient_id)
+                 refund_key=refund_key, patient_id=patient_id, **about)
 
 
 def dispute_opened(dispute_id: str, patient_id: str, amount_cents: int, currency: str,

@@ -5,6 +5,11 @@ Plain Python, no Nameko. A package of N visits paid P cents has N slots; slot i 
 ``P % N`` slots one cent more, so the slots add up to exactly what was paid whatever order they are used and given
 back in. A visit of the package's visit type uses one free slot (the store records the invoice in the slot, a
 conditional write); a visit called off gives its slot back (see ``fees.package_credit_returned``).
+
+A package is closed slot by slot, each free slot marked with why no visit will come of it: ``EXPIRED`` (its visits
+left unused when it expired are earned) or ``DECLINED`` (a clinician found the patient ineligible: what the unused
+visits are worth is refunded, less the fee policy's retention percentage). The marks are conditional writes like a
+claim, so a slot is either used by one visit or closed, never both.
 """
 
 from __future__ import annotations
@@ -41,8 +46,28 @@ def covers(package: Mapping[str, Any], visit_type: str, currency: str, visit_sta
             and as_utc(visit_start_at) <= as_utc(package["expires_at"]))
 
 
+#: What a closed slot holds instead of an invoice id.
+EXPIRED, DECLINED = "expired", "declined"
+
+
 def free_slots(package: Mapping[str, Any]) -> list[int]:
     return [slot for slot, used_by in enumerate(package.get("slots") or []) if used_by is None]
+
+
+def slots_marked(package: Mapping[str, Any], mark: str) -> list[tuple[int, int]]:
+    """Each slot closed with ``mark``, with its value."""
+    return [(slot, package["slot_values"][slot]) for slot, used_by in enumerate(package.get("slots") or [])
+            if used_by == mark]
+
+
+def status(package: Mapping[str, Any], now: datetime) -> str:
+    """``active`` while a visit can still be drawn, else why not: ``used_up``, ``expired`` or ``declined``."""
+    slots = package.get("slots") or []
+    if DECLINED in slots:
+        return "declined"
+    if as_utc(now) > as_utc(package["expires_at"]):
+        return "expired"
+    return "active" if None in slots else "used_up"
 
 
 def claim_order(packages: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -68,3 +93,14 @@ def priced_with_credit(invoice: Mapping[str, Any], visit_type: str, claim: Mappi
             "amount_due_cents": total - claim["value_cents"],
             "package_credit": {"purchase_id": claim["purchase_id"], "package": claim["package"],
                                "slot": claim["slot"], "value_cents": claim["value_cents"], "status": "applied"}}
+
+
+def summary(package: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The package as the patient sees it (``visits_left``: free slots it can still draw on)."""
+    state = status(package, now)
+    return {"purchase_id": package["_id"], "package": package["package"], "visit_type": package["visit_type"],
+            "visits": package["visits"], "visits_used": package["visits_used"],
+            "visits_left": len(free_slots(package)) if state == "active" else 0,
+            "amount_cents": package["amount_cents"], "currency": package["currency"],
+            "paid_at": as_utc(package["paid_at"]).isoformat(), "expires_at": as_utc(package["expires_at"]).isoformat(),
+            "status": state}

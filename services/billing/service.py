@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
 from nameko.exceptions import MethodNotFound
+from nameko.timer import timer
 from pymongo.errors import DuplicateKeyError
 
 import services.billing.events  # noqa: F401  (registers the event schemas)
@@ -38,6 +40,7 @@ from services.billing.exceptions import (
     InvoiceNotFound,
     NothingToPay,
     NotYourHold,
+    PatientIneligible,
     PaymentsUnavailable,
     RefundExceedsPayment,
     SuperbillUnavailable,
@@ -65,6 +68,9 @@ from services.billing.schemas import (
 )
 
 log = logging.getLogger(__name__)
+
+#: How often billing looks for packages that expired with visits left unused.
+PACKAGE_SWEEP_SECONDS = float(os.environ.get("PACKAGE_SWEEP_SECONDS", "3600"))
 
 PRICE_CATALOGUE = load_price_catalogue()
 FEE_POLICY = load_fee_policy()
@@ -193,6 +199,9 @@ class BillingService(RpcServiceBase):
         """A package of visits (e.g. the 6-infusion induction) paid in full now, at the catalogue's package
         price; the purchase id derives from the client's operation key, so a retried request charges once."""
         asked = validated(PackagePurchaseSchema(), request)
+        if self._declined(asked["patient_id"]):
+            raise PatientIneligible("a clinician found this patient ineligible: no package can be bought",
+                                     patient_id=asked["patient_id"])
         now = utcnow()
         quote = quote_package(PRICE_CATALOGUE.effective_at(now), asked["package"],
                               discount_codes=asked["discount_codes"])
@@ -208,6 +217,12 @@ class BillingService(RpcServiceBase):
             self._package_paid(outcome)
         return {"purchase_id": purchase_id, "package": asked["package"], **_outcome_fields(outcome)}
 
+    @rpc
+    def patient_packages(self, patient_id: str) -> list[dict[str, Any]]:
+        """The patient's packages, newest first: visits used and left, expiry and status."""
+        found = self.store.db.packages.find({"patient_id": str(patient_id)}).sort("paid_at", -1)
+        return [packages.summary(package, utcnow()) for package in found]
+
     def _package_paid(self, outcome: PaymentOutcome) -> None:
         """Recorded once, from the answer or the webhook: the ledger entry, then the patient's package."""
         purchase_id, patient_id = outcome.metadata["purchase_id"], outcome.metadata["patient_id"]
@@ -219,9 +234,15 @@ class BillingService(RpcServiceBase):
                                                            "invoice_id": None, "appointment_id": None})
         self.store.insert_once("journal", entry, [succeeded])
         now = utcnow()
-        self.store.insert_once("packages", packages.bought(
+        package = packages.bought(
             purchase_id, patient_id, outcome.metadata["package"], terms, outcome.amount_cents, outcome.currency,
-            catalogue.version, now, now + timedelta(days=terms["valid_days"]), outcome.payment_intent_id))
+            catalogue.version, now, now + timedelta(days=terms["valid_days"]), outcome.payment_intent_id)
+        self.store.insert_once("packages", package)
+        if self._declined(patient_id):  # paid while the decline was being handled: refunded the same way
+            self._refund_declined_package(package, now)
+
+    def _declined(self, patient_id: str) -> bool:
+        return self.store.db.declined_patients.find_one({"_id": patient_id}) is not None
 
     @subscribe("scheduling", "booking.failed", BookingFailed)
     def refund_failed_booking(self, event: Event) -> None:
@@ -420,6 +441,8 @@ class BillingService(RpcServiceBase):
             invoice["_id"], invoice["patient_id"], invoice["line_items"], invoice.get("discount_cents", 0),
             invoice["currency"], utcnow()))
         due = ledger.total(self._invoice_entries(invoice), "receivable", invoice_id=invoice["_id"])
+        if due < 0:  # paid more than the visit cost: a package credit or a discount covered what the deposit did
+            self._refund_credit(invoice, "overpaid")
         if due <= 0:
             self._settle(invoice)
             return
@@ -487,9 +510,52 @@ class BillingService(RpcServiceBase):
 
     @subscribe("intake", "patient.declined", PatientDeclined)
     def refund_declined_patient(self, event: Event) -> None:
-        """A patient found ineligible: every open invoice is called off by the policy's declined rule."""
+        """A patient found ineligible: every open invoice is called off by the policy's declined rule (their
+        package credits go back first), then the visits left in their packages are refunded by the same rule. The
+        decline is recorded first: a package paid meanwhile sees it and is refunded too, and none is sold after."""
+        self.store.db.declined_patients.update_one({"_id": event.payload["patient_id"]},
+                                                   {"$setOnInsert": {"declined_at": event.occurred_at}}, upsert=True)
         for invoice in self.store.db.invoices.find({"patient_id": event.payload["patient_id"], "status": "open"}):
             self._call_off(invoice["appointment_id"], "patient_declined", event.occurred_at)
+        for package in self.store.db.packages.find({"patient_id": event.payload["patient_id"]}):
+            self._refund_declined_package(package, event.occurred_at)
+
+    def _refund_declined_package(self, package: dict[str, Any], occurred_at: datetime) -> None:
+        """Each free slot is closed as declined; what the declined slots are worth is refunded less the retention
+        percentage (kept as a fee). The amount is read from the closed slots, so a redelivery after a crash
+        anywhere here closes the same slots, keeps the same fee and asks Stripe for the same refund (one key)."""
+        self._close_free_slots(package, packages.DECLINED)
+        package = self.store.db.packages.find_one({"_id": package["_id"]})
+        unused = sum(value for _, value in packages.slots_marked(package, packages.DECLINED))
+        if unused == 0 or not package.get("payment_intent_id"):
+            return
+        decision = fees.decide(FEE_POLICY.effective_at(occurred_at), "patient_declined", unused)
+        self.store.insert_once("journal", ledger.package_retained(
+            package["_id"], package["patient_id"], decision.fee_cents, "patient_declined", package["currency"],
+            utcnow()))
+        if decision.refund_cents:
+            self._refund("patient_declined", f"package:{package['_id']}", package["payment_intent_id"],
+                         decision.refund_cents, package["patient_id"], "package", purchase_id=package["_id"])
+
+    def _close_free_slots(self, package: dict[str, Any], mark: str) -> None:
+        for slot in packages.free_slots(package):
+            self.store.db.packages.update_one({"_id": package["_id"], f"slots.{slot}": None},
+                                              {"$set": {f"slots.{slot}": mark}})
+
+    @timer(interval=PACKAGE_SWEEP_SECONDS)
+    def close_expired_packages(self) -> None:
+        """The visits of a package left unused when it expires are earned (``revenue:package_expired``), one
+        entry per slot. A package is looked at again while it has a free slot (a credit given back after the
+        expiry) or its entries are not all written (a crash between the marks and the entries)."""
+        for package in self.store.db.packages.find({"expires_at": {"$lt": utcnow()},
+                                                    "$or": [{"slots": None}, {"expiry_recorded": {"$ne": True}}]}):
+            self._close_free_slots(package, packages.EXPIRED)
+            package = self.store.db.packages.find_one({"_id": package["_id"]})
+            for slot, value in packages.slots_marked(package, packages.EXPIRED):
+                if self.store.insert_once("journal", ledger.package_expired(
+                        package["_id"], slot, package["patient_id"], value, package["currency"], utcnow())):
+                    log.info("package %s: visit %d expired unused", package["_id"], slot + 1)
+            self.store.db.packages.update_one({"_id": package["_id"]}, {"$set": {"expiry_recorded": True}})
 
     def _call_off(self, appointment_id: str, cause: str, occurred_at: datetime,
                   notice_hours: float | None = None) -> None:
@@ -597,12 +663,13 @@ class BillingService(RpcServiceBase):
 
     def _refund(self, reason: str, cause_id: str, payment_intent_id: str, amount_cents: int, patient_id: str,
                 source: str, invoice_id: str | None = None, hold_id: str | None = None,
-                **note: str) -> RefundOutcome:
+                purchase_id: str | None = None, **note: str) -> RefundOutcome:
         """Refund at Stripe (idempotency key ``refund:<reason>:<id>``) and record it once."""
         key = f"refund:{reason}:{cause_id}"
+        about = {"invoice_id": invoice_id, "hold_id": hold_id, "purchase_id": purchase_id}
         metadata = {"refund_key": key, "reason": reason, "source": source, "patient_id": patient_id,
-                    "payment_intent_id": payment_intent_id, **({"invoice_id": invoice_id} if invoice_id else {}),
-                    **({"hold_id": hold_id} if hold_id else {}), **note}
+                    "payment_intent_id": payment_intent_id,
+                    **{name: value for name, value in about.items() if value}, **note}
         refund = self._stripe("refund", key, payment_intent_id, amount_cents, metadata)
         self._record_refund(refund, metadata)
         return refund
@@ -612,13 +679,15 @@ class BillingService(RpcServiceBase):
             return
         entry = ledger.refund_paid(metadata["refund_key"], refund.refund_id, metadata["source"],
                                    metadata["patient_id"], refund.amount_cents, refund.currency, utcnow(),
-                                   invoice_id=metadata.get("invoice_id"), hold_id=metadata.get("hold_id"))
+                                   invoice_id=metadata.get("invoice_id"), hold_id=metadata.get("hold_id"),
+                                   purchase_id=metadata.get("purchase_id"))
         entry["payment_intent_id"] = metadata["payment_intent_id"]
         entry["reason"] = metadata["reason"]
         issued = self.store.event("refund.issued", {
             "refund_id": refund.refund_id, "patient_id": metadata["patient_id"],
             "invoice_id": metadata.get("invoice_id"), "hold_id": metadata.get("hold_id"),
-            "amount_cents": refund.amount_cents, "currency": refund.currency, "reason": metadata["reason"]})
+            "purchase_id": metadata.get("purchase_id"), "amount_cents": refund.amount_cents,
+            "currency": refund.currency, "reason": metadata["reason"]})
         if self.store.insert_once("journal", entry, [issued]):
             log.info("refund %s of %s cents recorded (%s)", refund.refund_id, refund.amount_cents,
                      metadata["refund_key"])

@@ -1,5 +1,6 @@
 """A package's visits are worth exactly what was paid, slot by slot; a package pays only for its own visit type
-before it expires, soonest-expiring first; a visit it pays for is priced at the package's price per visit."""
+before it expires, soonest-expiring first; a visit it pays for is priced at the package's price per visit; a
+package's status and visits left follow its slots and its expiry."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -67,3 +68,28 @@ def test_a_visit_paid_by_a_credit_is_priced_at_the_packages_price_per_visit_trav
     assert (priced["discount_cents"], priced["total_cents"], priced["amount_due_cents"]) == (9584, 55416, 5000)
     assert priced["package_credit"] == {"purchase_id": "pkg_1", "package": "induction-6", "slot": 4,
                                         "value_cents": 50416, "status": "applied"}
+
+
+def with_slots(*slots):
+    package = packages.bought("pkg_1", "pat_1", "induction-6", {**TERMS, "visits": len(slots)}, 302500, "usd",
+                              "2026-11-01", NOW, NOW + timedelta(days=90), "pi_1")
+    return {**package, "slots": list(slots), "visits_used": sum(1 for s in slots if str(s).startswith("inv_"))}
+
+
+@pytest.mark.parametrize(("slots", "now", "status", "left"), [
+    ((None, "inv_1", None), NOW, "active", 2),
+    (("inv_1", "inv_2", "inv_3"), NOW, "used_up", 0),
+    ((None, "inv_1", None), NOW + timedelta(days=91), "expired", 0),
+    (("declined", "inv_1", "declined"), NOW, "declined", 0),
+])
+def test_a_packages_status_and_visits_left(slots, now, status, left):
+    summary = packages.summary(with_slots(*slots), now)
+
+    assert (summary["status"], summary["visits_left"]) == (status, left)
+
+
+def test_the_slots_closed_with_a_mark_are_listed_with_their_values():
+    package = with_slots("expired", "inv_1", "expired")
+
+    assert packages.slots_marked(package, packages.EXPIRED) == [(0, 100834), (2, 100833)]
+    assert packages.slots_marked(package, packages.DECLINED) == []
