@@ -93,6 +93,25 @@ class PackagePurchaseSchema(Schema):
     currency = fields.String(required=True)
 
 
+class PackageSchema(Schema):
+    purchase_id = fields.String(required=True)
+    package = fields.String(required=True)
+    visit_type = fields.String(required=True)
+    visits = fields.Integer(required=True)
+    visits_used = fields.Integer(required=True)
+    visits_left = fields.Integer(required=True, metadata={"description": "visits that can still be booked on it"})
+    amount_cents = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    paid_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["active", "used_up", "expired", "declined"]),
+                           metadata={"description": "declined: the unused visits were refunded less the retention"})
+
+
+class PackageListSchema(Schema):
+    items = fields.List(fields.Nested(PackageSchema), required=True)
+
+
 class RefundRequestSchema(Schema):
     amount_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     currency = fields.String(required=True, validate=validate.OneOf(["usd"]))
@@ -177,7 +196,12 @@ BUY_PACKAGE = Route(
     "POST", "/v1/patients/{patient_id}/packages", "buyPackage",
     "Buy a package of visits (paid in full now, at the catalogue's package price)", "billing",
     roles=("patient", "admin"), request_schema=PackageRequestSchema, response_schema=PackagePurchaseSchema,
-    response_status=201, errors=(402, 404, *UPSTREAM), phi_resource="payment", idempotent=True)
+    response_status=201, errors=(402, 404, 409, *UPSTREAM), phi_resource="payment", idempotent=True)
+LIST_PACKAGES = Route(
+    "GET", "/v1/patients/{patient_id}/packages", "listPackages",
+    "A patient's packages paid for: visits used and left, expiry and status", "billing",
+    roles=("patient", "finance", "admin"), response_schema=PackageListSchema, errors=(404, *UPSTREAM),
+    phi_resource="payment", phi_action="list")
 STRIPE_WEBHOOK = Route(
     "POST", "/v1/webhooks/stripe", "stripeWebhook", "Stripe's events (signed; de-duplicated by id)", "billing",
     auth="signature", response_schema=WebhookAnswerSchema, errors=UPSTREAM)
@@ -215,8 +239,8 @@ RECONCILIATION = Route(
     roles=("finance", "admin"), query_schema=ReconciliationQuerySchema, response_schema=ReconciliationSchema,
     errors=(422, *UPSTREAM))
 
-ROUTES: tuple[Route, ...] = (CREATE_QUOTE, PAY_DEPOSIT, BUY_PACKAGE, STRIPE_WEBHOOK, REFUND_INVOICE, WAIVE_FEE,
-                             PATIENT_BALANCE, RECEIPT, SUPERBILL, EXPORT, RECONCILIATION)
+ROUTES: tuple[Route, ...] = (CREATE_QUOTE, PAY_DEPOSIT, BUY_PACKAGE, LIST_PACKAGES, STRIPE_WEBHOOK, REFUND_INVOICE,
+                             WAIVE_FEE, PATIENT_BALANCE, RECEIPT, SUPERBILL, EXPORT, RECONCILIATION)
 EXPORT_KINDS = ("payments", "refunds", "fees", "ledger", "daily-revenue")
 
 
@@ -255,6 +279,11 @@ class BillingApi:
     def buy_package(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
         require_patient_access(request, patient_id, self.intake)
         return self.billing.buy_package({**request.body, "patient_id": patient_id})
+
+    @api(LIST_PACKAGES)
+    def list_packages(self, request: ApiRequest, patient_id: str) -> dict[str, Any]:
+        require_patient_access(request, patient_id, self.intake)
+        return {"items": self.billing.patient_packages(patient_id)}
 
     @api(STRIPE_WEBHOOK)
     def stripe_webhook(self, request: ApiRequest) -> dict[str, Any]:

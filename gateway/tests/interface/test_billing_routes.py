@@ -1,10 +1,12 @@
 """Billing's routes refuse bad input with a clear problem and move no money: a refund above what was paid, a
 negative or fractional amount, an unknown currency, a quote for an unknown visit type, a deposit for an unknown
-hold, a waiver asked by a patient, a forged webhook; a finance export streams as CSV."""
+hold, a waiver asked by a patient, a forged webhook; a finance export streams as CSV; a patient's packages show
+their visits left to that patient and finance, and to no other patient."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 import stripe
@@ -82,3 +84,22 @@ def test_a_finance_export_streams_as_csv(platform, invoice):
     lines = answer.text.splitlines()
     assert lines[0].startswith("posted_at,entry_id,cause") and len(lines) >= 3  # the invoice's entry
     assert_problem(platform.get("/v1/exports/everything", headers=bearer("finance", "fin-1")), 404)
+
+
+def test_a_package_shows_its_visits_left_to_its_patient_and_finance_and_to_no_other_patient(platform):
+    platform.add_nurse()
+    patient = platform.register(cleared=True)
+    bought = platform.post(f"/v1/patients/{patient}/packages", json={
+        "package": "induction-6", "payment_method_id": "pm_card_visa"},
+        headers={**bearer("patient", patient), "Idempotency-Key": uuid.uuid4().hex})
+    assert bought.status_code == 201 and bought.json()["status"] == "succeeded", bought.text
+
+    assert platform.invoice_of(platform.book(patient)["id"])["amount_due_cents"] == 0
+
+    for reader in (bearer("patient", patient), bearer("finance", "fin-1")):
+        listed = platform.get(f"/v1/patients/{patient}/packages", headers=reader)
+        assert listed.status_code == 200, listed.text
+        assert [(p["purchase_id"], p["visits_used"], p["visits_left"], p["status"]) for p in listed.json()["items"]] \
+            == [(bought.json()["purchase_id"], 1, 5, "active")]
+    assert_problem(platform.get(f"/v1/patients/{patient}/packages", headers=bearer("patient", "pat_someone_else")),
+                   403)
