@@ -165,12 +165,24 @@ def sign_up_and_clear(client: Client, journal: Journal) -> tuple[str, str] | Non
     return None if consent_id is None else (patient_id, consent_id)
 
 
+def buy_a_package(client: Client, journal: Journal, patient_id: str) -> None:
+    """The patient pays for the 6-visit induction package up front (one key: one purchase, whatever the retries)."""
+    bought = client.send("POST", f"/v1/patients/{patient_id}/packages",
+                         {"package": "induction-6", "payment_method_id": "pm_card_visa"},
+                         headers=client.token("patient", patient_id), idempotency_key=f"package-{patient_id}")
+    if settled(journal, "package", bought, 201):
+        journal.accept("package", {"id": bought.json()["purchase_id"], "patient_id": patient_id})
+
+
 def register_and_book(client: Client, journal: Journal) -> None:
-    """A patient signs up, is screened and cleared, then books a home visit at a popular time (bookings collide)."""
+    """A patient signs up, is screened and cleared, then books a home visit at a popular time (bookings collide);
+    now and then after buying a package, which the visit then draws on."""
     cleared = sign_up_and_clear(client, journal)
     if cleared is None:
         return
     patient_id, consent_id = cleared
+    if random.random() < 0.3:
+        buy_a_package(client, journal, patient_id)
     start_at = a_day_ahead_at(random.choice([17, 18, 19, 20]))
     booking = {"patient_id": patient_id, "visit_type": "iv-mood", "start_at": start_at.isoformat()}
     key = f"book-{uuid.uuid4().hex}"
@@ -209,7 +221,7 @@ def book_before_clearance(client: Client, journal: Journal) -> None:
 def risk_answer_then_a_clinician(client: Client, journal: Journal) -> None:
     """A patient answers a suicide-risk item: the answer brings crisis resources, an urgent review opens, and
     every infusion is refused until a clinician (here an admin) decides: approve (after the rest of the file)
-    or decline. No program may decide such a patient."""
+    or decline. No program may decide such a patient. Half of them bought a package meanwhile."""
     patient_id = sign_up(client, journal, "registration (risk)")
     if patient_id is None:
         return
@@ -221,6 +233,8 @@ def risk_answer_then_a_clinician(client: Client, journal: Journal) -> None:
         return
     journal.accept("risk answer", {"patient_id": patient_id,
                                    "crisis_resources": bool(screened.json().get("crisis_resources"))})
+    if random.random() < 0.5:  # paid before the decision: a decline refunds it less the retention
+        buy_a_package(client, journal, patient_id)
     booked = client.send("POST", "/v1/appointments", {"patient_id": patient_id, "visit_type": "iv-mood",
                                                       "start_at": a_day_ahead_at(18).isoformat()},
                          headers=patient, idempotency_key=f"book-{uuid.uuid4().hex}")

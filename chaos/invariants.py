@@ -16,7 +16,7 @@ from pymongo.database import Database
 
 from chaos.flows import Journal
 from chassis.clock import utcnow
-from services.billing import exports, ledger
+from services.billing import exports, ledger, packages
 from services.billing.payments import Payments
 
 
@@ -327,11 +327,40 @@ def charges_per_business_operation(stores: Stores, journal: Journal, run: Any) -
                    f"{sum(refunds.values())} refunds")]
 
 
+def package_credits_miscounted(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """Each package slot is used by one invoice or closed, never both: the visits a package counts as used are
+    the invoices in its slots, and no invoice draws on two slots."""
+    wrong, used = 0, Counter()
+    for package in stores.billing.packages.find({}, {"slots": 1, "visits_used": 1}):
+        invoices = [slot for slot in package["slots"] if slot not in (None, packages.EXPIRED, packages.DECLINED)]
+        used.update(invoices)
+        wrong += package["visits_used"] != len(invoices)
+    twice = sum(1 for count in used.values() if count > 1)
+    return Figure("packages whose visits used differ from their slots, or invoices on two slots", wrong + twice, 0,
+                  f"{len(journal.accepted.get('package', []))} packages bought; {len(used)} visits drawn on them")
+
+
+def declined_packages_not_refunded(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """A declined patient's package: every unused visit closed, and refunded (less the retention) exactly."""
+    declined = {p["_id"] for p in stores.intake.patients.find({"outcome": "declined"}, {"_id": 1})}
+    entries = list(stores.billing.journal.find({"kind": {"$in": ["refund", "package_retained"]},
+                                                "purchase_id": {"$ne": None}}, {"outbox": 0}))
+    wrong, checked = [], 0
+    for package in stores.billing.packages.find({"patient_id": {"$in": list(declined)}}):
+        checked += 1
+        closed = sum(value for _, value in packages.slots_marked(package, packages.DECLINED))
+        returned = ledger.total(entries, "package_credits", purchase_id=package["_id"])
+        if None in package["slots"] or returned != closed:
+            wrong.append(package["_id"])
+    return Figure("declined patients' packages not refunded exactly (less the retention)", len(wrong), 0,
+                  f"{checked} packages of declined patients")
+
+
 def ledger_vs_stripe(stores: Stores, journal: Journal, run: Any) -> Figure:
     """``infusion reconcile`` over the whole run: the ledger's charges and refunds against Stripe's balance
     transactions (missing on either side, amount, fee)."""
     movements = exports.ledger_movements(stores.billing.journal.find(
-        {"kind": {"$in": ["deposit", "balance", "refund"]}}, {"outbox": 0}))
+        {"kind": {"$in": list(exports.STRIPE_KINDS)}}, {"outbox": 0}))
     transactions = Payments(run.platform.env["STRIPE_API_KEY"], run.stripe_base).balance_transactions(0, 2**31)
     differences = exports.reconcile(movements, transactions)
     problems = Counter(difference["problem"] for difference in differences)
@@ -346,5 +375,6 @@ INVARIANTS: list[Callable[[Stores, Journal, Any], Figure | list[Figure]]] = [
     risk_answers_decided_by_a_program,
     messages_not_delivered, messages_received_vs_sent, reminders_not_fired,
     paid_holds_neither_booked_nor_refunded, visit_steps_recorded_twice, given_visits_not_charged,
-    ledger_not_balancing, charges_per_business_operation, ledger_vs_stripe,
+    ledger_not_balancing, charges_per_business_operation, ledger_vs_stripe, package_credits_miscounted,
+    declined_packages_not_refunded,
 ]
