@@ -92,3 +92,12 @@ def plan_sessions(protocol: dict[str, Any], planned_sessions: int, session_days:
         planned.append(upcoming)
         days.append(day)
     return planned
+
+
+def check_moved_session(protocol: dict[str, Any], planned_sessions: int, other_days: list[date],
+                        new_day: date) -> None:
+    """A session moved to ``new_day``: the series, with it on that day, must be one the rules allow when booked
+    one by one in date order (so a move can neither crowd two sessions nor stretch the series past its span).
+    Raises ``SessionOutsideWindow`` for the first session that would not fit."""
+    days = sorted([*other_days, new_day])
+    plan_sessions(protocol, planned_sessions, [], days, days[0] - timedelta(days=1))

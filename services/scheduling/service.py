@@ -90,7 +90,7 @@ from services.scheduling.schemas import (
     WaitlistRequestSchema,
     nurse_view,
 )
-from services.scheduling.series import SessionOutsideWindow, next_session, plan_sessions
+from services.scheduling.series import SessionOutsideWindow, check_moved_session, next_session, plan_sessions
 from services.scheduling.visits import (
     StepRefused,
     check_medication_entry,
@@ -415,6 +415,20 @@ class SchedulingService(RpcServiceBase):
             raise TimeNotBookable(f"the next session is due between {view['next']['from']} and {view['next']['to']}",
                                   reason="outside_series_window", **view["next"])
 
+    def _check_moved_session(self, appointment: dict[str, Any], new_day: date) -> None:
+        """A series session moved keeps the series within its rules (``series.check_moved_session``)."""
+        series = self.store.db.series.find_one({"_id": appointment["series_id"]})
+        if series is None:
+            return
+        others = [session for session in self._sessions(series) if session["_id"] != appointment["_id"]]
+        try:
+            check_moved_session(_protocol_of(series), series["planned_sessions"], _local_days(others), new_day)
+        except SessionOutsideWindow as outside:
+            raise TimeNotBookable(f"moved to {new_day}, the series breaks its rules: {outside}",
+                                  reason="outside_series_window", number=outside.upcoming.number,
+                                  **{"from": str(outside.upcoming.earliest), "to": str(outside.upcoming.latest)}
+                                  ) from outside
+
     @rpc
     def book_series_sessions(self, patient_id: str, series_id: str, request: dict[str, Any]) -> dict[str, Any]:
         """Book several sessions of a series at once, all or nothing. Each session must fit the series' rules as
@@ -613,6 +627,8 @@ class SchedulingService(RpcServiceBase):
         appointment = self._changeable(appointment_id)
         visit = self._visit({**request, "patient_id": appointment["patient_id"],
                              "visit_type": appointment["visit_type"]}, prefer=appointment["nurse_id"])
+        if appointment.get("series_id"):
+            self._check_moved_session(appointment, visit.window.local_start.date())
 
         def moved(nurse: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             document = {**visit.document(appointment["_id"], nurse), "previous_start_at": appointment["start_at"],

@@ -1,5 +1,6 @@
 """Treatment series on the real broker and store: a clearance with a protocol plans a series; its sessions are
-booked one by one inside the dates the protocol allows, and the booking events name the series."""
+booked one by one inside the dates the protocol allows, the booking events name the series, and a session moved
+keeps the series within those dates."""
 
 from datetime import UTC, datetime, time
 
@@ -56,3 +57,27 @@ def test_an_unknown_protocol_uses_the_default_and_a_stranger_s_series_is_not_fou
         "depression-induction", "a-new-protocol", 6)
     with pytest.raises(SeriesNotFound):
         book(scheduling, stranger, a_bookable_start(), series_id=series["id"])
+
+
+def test_a_series_session_moved_keeps_the_series_inside_its_rules(scheduling, register, add_nurse):
+    add_nurse("nur_kim", "CO")
+    patient = register()
+    cleared(scheduling, patient)
+    (series,) = call(scheduling, "patient_series", patient)
+    first = book(scheduling, patient, a_bookable_start(time(10, 0), days_ahead=3), series_id=series["id"])
+    second = book(scheduling, patient, a_bookable_start(time(10, 0), days_ahead=5), series_id=series["id"])
+
+    with pytest.raises(TimeNotBookable) as crowded:  # onto the first session's day
+        call(scheduling, "reschedule_appointment", second["id"],
+             {"start_at": a_bookable_start(time(15, 0), days_ahead=3)})
+    with pytest.raises(TimeNotBookable) as stretched:  # 14 days is the whole induction's span from its first
+        call(scheduling, "reschedule_appointment", second["id"],
+             {"start_at": a_bookable_start(time(10, 0), days_ahead=20)})
+    moved = call(scheduling, "reschedule_appointment", second["id"],
+                 {"start_at": a_bookable_start(time(10, 0), days_ahead=6)})
+
+    assert crowded.value.details["reason"] == stretched.value.details["reason"] == "outside_series_window"
+    assert datetime.fromisoformat(moved["start_at"]) == datetime.fromisoformat(
+        a_bookable_start(time(10, 0), days_ahead=6))
+    (after,) = call(scheduling, "patient_series", patient)
+    assert [s["appointment_id"] for s in after["sessions"]] == [first["id"], second["id"]]

@@ -1,12 +1,19 @@
 """When a treatment series' next session may be: an induction of six infusions within two weeks, at least a day
-apart, then boosters two to six weeks after the last session."""
+apart, then boosters two to six weeks after the last session; a session moved keeps the series within those
+rules."""
 
 from datetime import date
 
 import pytest
 
 from services.scheduling.dependencies import load_protocols
-from services.scheduling.series import SessionOutsideWindow, fits_next_session, next_session, plan_sessions
+from services.scheduling.series import (
+    SessionOutsideWindow,
+    check_moved_session,
+    fits_next_session,
+    next_session,
+    plan_sessions,
+)
 
 INDUCTION = load_protocols().effective_at()["protocols"]["depression-induction"]
 TODAY = date(2026, 12, 1)
@@ -54,3 +61,23 @@ def test_a_session_booked_at_once_outside_its_window_is_named(booked, requested,
     with pytest.raises(SessionOutsideWindow) as refused:
         plan_sessions(INDUCTION, 6, booked, requested, TODAY)
     assert (refused.value.upcoming.number, refused.value.day) == (refused_number, refused_day)
+
+
+@pytest.mark.parametrize(("others", "moved_to"), [
+    (days(3, 8), date(2026, 12, 6)),       # between two others, a day clear of each
+    (days(5, 8), date(2026, 12, 18)),      # the first moved last: still within 14 days of the new first (5th)
+    (days(3, 5, 8), date(2026, 12, 2)),    # moved before the others: it becomes the first
+])
+def test_a_session_moved_within_the_series_rules_is_allowed(others, moved_to):
+    check_moved_session(INDUCTION, 6, others, moved_to)
+
+
+@pytest.mark.parametrize(("others", "moved_to", "refused_number"), [
+    (days(3, 8), date(2026, 12, 3), 2),    # the same day as another session
+    (days(5, 8), date(2026, 12, 20), 3),   # stretches the series past 14 days from its first
+])
+def test_a_session_moved_outside_the_series_rules_names_the_session_it_breaks(others, moved_to, refused_number):
+    with pytest.raises(SessionOutsideWindow) as refused:
+        check_moved_session(INDUCTION, 6, others, moved_to)
+
+    assert refused.value.upcoming.number == refused_number
