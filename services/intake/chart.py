@@ -23,7 +23,7 @@ from chassis.errors import Conflict, Forbidden, InvalidInput, NotAllowed, NotFou
 from chassis.ids import derived_id
 from services.intake.consents import consent_state
 from services.intake.contraindications import Facts, evaluate
-from services.intake.reviews import checked_decline_reason, treatment_plan
+from services.intake.reviews import checked_decline_reason, shared_decline_reason, treatment_plan
 from services.intake.screening import checked_answers, instrument, latest_answers, score, screening_complete
 
 CHART_KEYS = ("status", "screenings", "contraindication_decisions", "consents", "referrals", "reviews",
@@ -170,7 +170,7 @@ def submit_screening(patient: dict[str, Any], screening_id: str, code: str, answ
         elif found.absolute and chart["outcome"] != "declined":
             chart["outcome"] = "declined"
             events.append(("patient.declined", {"patient_id": patient["_id"], "review_id": None,
-                                                "reason_code": "contraindication"}))
+                                                "reason_code": shared_decline_reason("contraindication")}))
         elif found.relative and chart["open_review_id"]:
             _request_review(chart, patient, False, found.relative, now, events)
         elif chart["outcome"] == "cleared" and (new := _not_yet_reviewed(chart, found.relative)):
@@ -263,7 +263,7 @@ def decide_review(patient: dict[str, Any], review_id: str, decision: dict[str, A
                                                    "note": decision.get("note")})
         chart.update(outcome="declined", treatment_plan=None)
         events = [("patient.declined", {"patient_id": patient["_id"], "review_id": review_id,
-                                        "reason_code": reason})]
+                                        "reason_code": shared_decline_reason(reason)})]
     review.update(decided_at=now, decided_by=decided_by, decided_by_role=role)
     chart.update(open_review_id=None, review_queue_key=None)
     chart["status"] = status_of(chart)

@@ -81,6 +81,17 @@ def treatment_plan(plan: dict[str, Any], protocols: ConfigVersion, weight_kg: fl
             "protocols_version": protocols.version}
 
 
+#: Decline reasons other services may learn as they are: none of them is a health fact. Any other reason (a
+#: contraindication, clinical judgement, a suicide risk, or one a clinic adds) leaves intake as ``clinical``.
+SHAREABLE_DECLINE_REASONS = frozenset({"incomplete_information", "patient_withdrew"})
+
+
+def shared_decline_reason(reason_code: str) -> str:
+    """The ``reason_code`` of ``patient.declined``: the reason itself when it says nothing of health, else
+    ``clinical`` (the clinical reason stays in intake's record of the review)."""
+    return reason_code if reason_code in SHAREABLE_DECLINE_REASONS else "clinical"
+
+
 def checked_decline_reason(reason_code: str, protocols: ConfigVersion) -> str:
     if reason_code not in protocols["decline_reasons"]:
         raise InvalidInput("unknown decline reason",

@@ -148,6 +148,16 @@ def test_a_risk_answer_after_clearance_blocks_booking_until_a_clinician_decides_
     assert ana.status == "in_review" and ana.reasons == ["urgent_review_open"]
     ana.decide({"decision": "decline", "reason_code": "suicide_risk_needs_other_care"})
     assert (ana.status, ana.reasons) == ("declined", ["declined"])
+    assert ana.events[-1][1]["reason_code"] == "clinical"  # what other services learn: no health fact
+
+
+def test_a_decline_reason_that_says_nothing_of_health_is_shared_as_it_is():
+    ana = Record()
+    ana.screen_all()
+    ana.consent()
+    ana.decide({"decision": "decline", "reason_code": "patient_withdrew"})
+    assert ana.events[-1] == ("patient.declined", {"patient_id": "pat_ana", "review_id": ana.events[-1][1]["review_id"],
+                                                   "reason_code": "patient_withdrew"})
 
 
 def test_a_routine_review_becomes_urgent_when_a_risk_answer_arrives():
@@ -166,7 +176,7 @@ def test_an_absolute_contraindication_declines_without_a_review_and_cannot_be_ap
     ana.screen_all(pregnant=1)
     assert (ana.status, ana.reasons[0]) == ("declined", "declined")
     assert ana.events[-1] == ("patient.declined", {"patient_id": "pat_ana", "review_id": None,
-                                                   "reason_code": "contraindication"})
+                                                   "reason_code": "clinical"})  # the contraindication stays here
     ana.consent()
     assert ana.patient["open_review_id"] is None
     decision = ana.patient["contraindication_decisions"][-1]
