@@ -90,7 +90,13 @@ from services.scheduling.schemas import (
     WaitlistRequestSchema,
     nurse_view,
 )
-from services.scheduling.series import SessionOutsideWindow, check_moved_session, next_session, plan_sessions
+from services.scheduling.series import (
+    SessionOutsideWindow,
+    check_moved_session,
+    fits_next_session,
+    next_session,
+    plan_sessions,
+)
 from services.scheduling.visits import (
     StepRefused,
     check_medication_entry,
@@ -286,7 +292,8 @@ class SchedulingService(RpcServiceBase):
         """The deposit is paid: the hold becomes an appointment in one update. A hold that lapsed meanwhile is
         re-claimed if its time is still free; if not, ``booking.failed`` (billing refunds the deposit). Intake is
         asked again first: a patient who withdrew consent, or whose file went back to a clinician, since the hold
-        was placed is not booked (``booking.failed``, refunded), whatever the payment says."""
+        was placed is not booked (``booking.failed``, refunded), whatever the payment says; nor is a series session
+        that a session booked since leaves outside the series' dates."""
         hold_id = event.payload["hold_id"]
         for _ in range(3):
             hold = self.store.db.appointments.find_one({"hold_id": hold_id}, {"outbox": 0})
@@ -294,7 +301,7 @@ class SchedulingService(RpcServiceBase):
                 raise Rejected(f"deposit.paid for hold {hold_id}, which scheduling never placed for that patient")
             if hold.get("booked_at") or hold["status"] == "failed":
                 return  # already settled, by this event or an earlier delivery
-            if self._fail_if_not_eligible_now(hold):
+            if self._fail_if_not_bookable_now(hold):
                 return
             if hold["status"] == "held":
                 booked = {**hold, "booked_at": utcnow(), "status": "booked"}
@@ -306,18 +313,41 @@ class SchedulingService(RpcServiceBase):
             self._reclaim_lapsed_hold(hold, event)
             return
 
-    def _fail_if_not_eligible_now(self, hold: dict[str, Any]) -> bool:
-        """Whether the hold failed because its patient may not book now (its time released, ``booking.failed``)."""
+    def _fail_if_not_bookable_now(self, hold: dict[str, Any]) -> bool:
+        """Whether the hold failed because it may not be booked now: its patient may not book (intake is asked
+        again), or, for a series session, a session booked since leaves it outside the series' rules. Its time is
+        released and ``booking.failed`` emitted (billing refunds the deposit)."""
+        failure = self._not_eligible_now(hold) or self._outside_series_now(hold)
+        if failure is None:
+            return False
+        reason, details = failure
+        failed = self.store.event("booking.failed", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"],
+                                                     "reason": reason})
+        self.store.update_with_events("appointments", {"_id": hold["_id"], "status": hold["status"]},
+                                      {"$set": {"status": "failed", **details, "slot_keys": []}}, [failed])
+        return True  # if the hold changed meanwhile, the next delivery of the event sees it settled or re-checks
+
+    def _not_eligible_now(self, hold: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         eligibility = self.intake.booking_eligibility(hold["patient_id"], hold["visit_type"])
         if eligibility["eligible"]:
-            return False
+            return None
         reasons = eligibility.get("reasons") or ["not_eligible"]
-        failed = self.store.event("booking.failed", {"hold_id": hold["hold_id"], "patient_id": hold["patient_id"],
-                                                     "reason": f"patient_not_eligible_{reasons[0]}"})
-        self.store.update_with_events("appointments", {"_id": hold["_id"], "status": hold["status"]},
-                                      {"$set": {"status": "failed", "failure_reason": "patient_not_eligible",
-                                                "not_eligible_because": reasons, "slot_keys": []}}, [failed])
-        return True  # if the hold changed meanwhile, the next delivery of the event sees it settled or re-checks
+        return (f"patient_not_eligible_{reasons[0]}",
+                {"failure_reason": "patient_not_eligible", "not_eligible_because": reasons})
+
+    def _outside_series_now(self, hold: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """A series session held, then paid: the sessions booked meanwhile (another hold of the same series paid
+        first, say) may have moved the next session's dates past it."""
+        series = self.store.db.series.find_one({"_id": hold["series_id"]}) if hold.get("series_id") else None
+        if series is None:
+            return None
+        upcoming = next_session(_protocol_of(series), series["planned_sessions"],
+                                _local_days(self._sessions(series)), datetime.now(UTC).date())
+        if fits_next_session(upcoming, _local_days([hold])[0]):
+            return None
+        return "outside_series_window", {"failure_reason": "outside_series_window",
+                                         "series_window": {"from": str(upcoming.earliest),
+                                                           "to": str(upcoming.latest)}}
 
     def _reclaim_lapsed_hold(self, hold: dict[str, Any], event: Event) -> None:
         nurse = self._nurse(hold["nurse_id"])

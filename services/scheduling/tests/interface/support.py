@@ -8,6 +8,9 @@ from zoneinfo import ZoneInfo
 
 from nameko.testing.services import entrypoint_hook
 
+from chassis.events import Event
+from chassis.ids import new_id
+
 DENVER = "America/Denver"
 
 
@@ -26,3 +29,16 @@ def a_bookable_start(local_time: time = time(10, 0), days_ahead: int = 3, time_z
 def book(scheduling: Any, patient_id: str, start_at: str, visit_type: str = "iv-mood", **extra: Any) -> dict:
     return call(scheduling, "book_appointment",
                 {"patient_id": patient_id, "visit_type": visit_type, "start_at": start_at, **extra})
+
+
+def place_hold(scheduling, patient_id: str, start_at: str, visit_type: str = "iv-mood", **extra) -> dict:
+    return call(scheduling, "place_hold",
+                {"patient_id": patient_id, "visit_type": visit_type, "start_at": start_at, **extra})
+
+
+def deposit_paid(scheduling, hold: dict, event_id: str | None = None) -> None:
+    """billing's ``deposit.paid`` delivered to scheduling's handler (a redelivery repeats the event id)."""
+    event = Event(event_id or new_id("evt"), "deposit.paid", 1, datetime.now(UTC), "c-test", "billing",
+                  {"hold_id": hold["id"], "patient_id": hold["patient_id"]})
+    with entrypoint_hook(scheduling, "book_paid_hold") as handle:
+        handle(event)

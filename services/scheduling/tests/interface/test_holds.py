@@ -6,28 +6,14 @@ into an appointment in one update, or, when it lapsed and its time was taken mea
 ``booking.failed`` (billing refunds).
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from nameko.testing.services import entrypoint_hook
 
-from chassis.events import Event
-from chassis.ids import derived_id, new_id
+from chassis.ids import derived_id
 from services.scheduling.exceptions import HoldNotFound, NoNurseAvailable, PatientAlreadyBooked, VisitNotPriced
-from services.scheduling.tests.interface.support import a_bookable_start, book, call
-
-
-def place_hold(scheduling, patient_id: str, start_at: str, visit_type: str = "iv-mood", **extra) -> dict:
-    return call(scheduling, "place_hold",
-                {"patient_id": patient_id, "visit_type": visit_type, "start_at": start_at, **extra})
-
-
-def deposit_paid(scheduling, hold: dict, event_id: str | None = None) -> None:
-    """billing's ``deposit.paid`` delivered to scheduling's handler (a redelivery repeats the event id)."""
-    event = Event(event_id or new_id("evt"), "deposit.paid", 1, datetime.now(UTC), "c-test", "billing",
-                  {"hold_id": hold["id"], "patient_id": hold["patient_id"]})
-    with entrypoint_hook(scheduling, "book_paid_hold") as handle:
-        handle(event)
+from services.scheduling.tests.interface.support import a_bookable_start, book, call, deposit_paid, place_hold
 
 
 def expire_lapsed_holds(scheduling) -> None:

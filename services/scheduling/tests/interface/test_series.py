@@ -1,6 +1,6 @@
 """Treatment series on the real broker and store: a clearance with a protocol plans a series; its sessions are
-booked one by one inside the dates the protocol allows, the booking events name the series, and a session moved
-keeps the series within those dates."""
+booked one by one inside the dates the protocol allows, the booking events name the series, a session moved
+keeps the series within those dates, and a held session paid after another session took its day fails."""
 
 from datetime import UTC, datetime, time
 
@@ -10,7 +10,7 @@ from nameko.testing.services import entrypoint_hook
 from chassis.events import Event
 from chassis.ids import derived_id
 from services.scheduling.exceptions import SeriesNotFound, TimeNotBookable
-from services.scheduling.tests.interface.support import a_bookable_start, book, call
+from services.scheduling.tests.interface.support import a_bookable_start, book, call, deposit_paid, place_hold
 
 
 def cleared(scheduling, patient_id: str, protocol_code: str = "depression-induction", planned: int | None = 6):
@@ -19,6 +19,15 @@ def cleared(scheduling, patient_id: str, protocol_code: str = "depression-induct
                    "planned_sessions": planned})
     with entrypoint_hook(scheduling, "plan_series") as handle:
         handle(event)
+
+
+def a_cleared_patients_series(scheduling, register, add_nurse) -> tuple[str, dict]:
+    """A new patient in Denver, cleared for the induction (a nurse there): the patient and the series planned."""
+    add_nurse("nur_kim", "CO")
+    patient = register()
+    cleared(scheduling, patient)
+    (series,) = call(scheduling, "patient_series", patient)
+    return patient, series
 
 
 def test_a_cleared_patient_books_the_sessions_of_a_series_inside_the_protocols_dates(
@@ -60,10 +69,7 @@ def test_an_unknown_protocol_uses_the_default_and_a_stranger_s_series_is_not_fou
 
 
 def test_a_series_session_moved_keeps_the_series_inside_its_rules(scheduling, register, add_nurse):
-    add_nurse("nur_kim", "CO")
-    patient = register()
-    cleared(scheduling, patient)
-    (series,) = call(scheduling, "patient_series", patient)
+    patient, series = a_cleared_patients_series(scheduling, register, add_nurse)
     first = book(scheduling, patient, a_bookable_start(time(10, 0), days_ahead=3), series_id=series["id"])
     second = book(scheduling, patient, a_bookable_start(time(10, 0), days_ahead=5), series_id=series["id"])
 
@@ -81,3 +87,18 @@ def test_a_series_session_moved_keeps_the_series_inside_its_rules(scheduling, re
         a_bookable_start(time(10, 0), days_ahead=6))
     (after,) = call(scheduling, "patient_series", patient)
     assert [s["appointment_id"] for s in after["sessions"]] == [first["id"], second["id"]]
+
+
+def test_two_held_sessions_of_a_series_on_one_day_the_second_paid_fails_and_is_refunded(
+        scheduling, register, add_nurse, scheduling_events):
+    patient, series = a_cleared_patients_series(scheduling, register, add_nurse)
+    morning = place_hold(scheduling, patient, a_bookable_start(time(9, 0), days_ahead=3), series_id=series["id"])
+    afternoon = place_hold(scheduling, patient, a_bookable_start(time(15, 0), days_ahead=3), series_id=series["id"])
+
+    deposit_paid(scheduling, morning)
+    deposit_paid(scheduling, afternoon)  # the morning's session, booked since, leaves no room that day
+
+    assert call(scheduling, "get_hold", morning["id"])["status"] == "booked"
+    assert call(scheduling, "get_hold", afternoon["id"])["status"] == "failed"
+    (failed,) = scheduling_events.of_type("booking.failed", 1)
+    assert (failed["payload"]["hold_id"], failed["payload"]["reason"]) == (afternoon["id"], "outside_series_window")
