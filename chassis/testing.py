@@ -129,6 +129,9 @@ def _made_by_a_live_process(vhost: dict[str, Any]) -> bool:
     return True
 
 
+_MAKER_STOPPED = object()
+
+
 class VhostPipeline:
     """Vhosts made ahead of the tests that need them (a few at a time) and deleted behind them, in background
     greenthreads; the interface of nameko's ``vhost_pipeline`` fixture. A vhost that could not be made is
@@ -143,15 +146,15 @@ class VhostPipeline:
     @contextmanager
     def run(self) -> Iterator[VhostPipeline]:
         self._running = True
-        maker = eventlet.spawn(self._make)
+        eventlet.spawn(self._make)
         remover = eventlet.spawn(self._remove)
         try:
             yield self
         finally:
             self._running = False
-            maker.kill()
-            while self._ready.qsize():
-                self._trash.put(self._ready.get())
+            self._ready.resize(None)  # the maker finishes the vhost it is making, then says it has stopped
+            while (made := self._ready.get()) is not _MAKER_STOPPED:  # every vhost made is deleted
+                self._trash.put(made)
             self._trash.put(None)
             remover.wait()
 
@@ -172,6 +175,7 @@ class VhostPipeline:
             except Exception as error:
                 made = error
             self._ready.put(made)
+        self._ready.put(_MAKER_STOPPED)
 
     def _remove(self) -> None:
         while (name := self._trash.get()) is not None:

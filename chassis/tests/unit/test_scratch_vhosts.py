@@ -1,5 +1,6 @@
-"""The test vhosts outlast a management API that drops connections, and a vhost that cannot be made fails
-only the test that waits for it (nameko's pipeline stopped for good, and every later test hung)."""
+"""The test vhosts outlast a management API that drops connections, a vhost that cannot be made fails only the
+test that waits for it (nameko's pipeline stopped for good, and every later test hung), and every vhost the
+pipeline makes is deleted when the run ends."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import eventlet
 import pytest
 
 from chassis.testing import ScratchVhosts, VhostPipeline
@@ -65,3 +67,30 @@ def test_a_vhost_that_cannot_be_made_fails_its_test_and_the_next_test_gets_one(a
         FlakyManagementApi.drops = 0
         with pipeline.get() as made:
             assert made.startswith("nameko_test_")
+
+
+class CountingVhosts:
+    """Makes names (slowly, as the API does) and notes what was made and deleted."""
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+        self.deleted: list[str] = []
+
+    def create(self) -> str:
+        eventlet.sleep(0.01)
+        self.made.append(f"nameko_test_{len(self.made)}")
+        return self.made[-1]
+
+    def delete(self, name: str) -> None:
+        self.deleted.append(name)
+
+
+def test_every_vhost_made_is_deleted_the_ones_made_ahead_and_the_one_being_made_at_the_end_too():
+    vhosts = CountingVhosts()
+
+    with eventlet.Timeout(10), VhostPipeline(vhosts, ahead=3).run() as pipeline:  # type: ignore[arg-type]
+        with pipeline.get() as used:
+            assert used == "nameko_test_0"
+        eventlet.sleep(0.1)  # three more are made ahead; the maker waits with a fourth
+
+    assert len(vhosts.made) >= 4 and sorted(vhosts.deleted) == sorted(vhosts.made)
