@@ -146,7 +146,7 @@ MESSAGE_VALUES: dict[str, ValueMaker] = {
     "appointment.rescheduled": lambda p, tz, c: {**_visit(p, tz, c),
                                                  "previous_local_time": local_time(p["previous_start_at"], tz)},
     "appointment.cancelled": lambda p, tz, c: {**_visit(p, tz, c), "by_clinic": p.get("by") == "clinic"},
-    "booking.failed": lambda p, tz, c: {},
+    "booking.failed": lambda p, tz, c: {"time_taken": str(p.get("reason", "")).startswith("hold_lapsed")},
     "waitlist.offered": lambda p, tz, c: {**_visit(p, tz, c), "expires_time": local_time(p["expires_at"], tz)},
     "visit.en_route": lambda p, tz, c: {"arrival_from": clock_time(p["arrival_from"], tz),
                                         "arrival_to": clock_time(p["arrival_to"], tz)},
@@ -170,7 +170,7 @@ _START = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 _MONEY = {"amount_cents": 60000, "currency": "usd"}
 SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
     "patient.registered": {}, "screening.submitted": {}, "patient.cleared": {"planned_sessions": 6},
-    "patient.declined": {}, "booking.failed": {}, "reminder.check_in": {},
+    "patient.declined": {}, "booking.failed": {"reason": "hold_lapsed_and_slot_taken"}, "reminder.check_in": {},
     "review.urgent": {"patient_id": "pat_sample", "review_id": "rev_sample", "clinician_id": "cln_sample"},
     "hold.placed": {"start_at": _START, "expires_at": _START - timedelta(days=2), "deposit_cents": 10000,
                     "currency": "usd"},

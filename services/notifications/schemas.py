@@ -28,9 +28,14 @@ class PatientUpdated(Schema):
 
 
 class PatientFact(Schema):
-    """``screening.submitted``, ``patient.declined``, ``booking.failed``: only who."""
+    """``screening.submitted``, ``patient.declined``: only who."""
 
     patient_id = Id(required=True)
+
+
+class BookingFailed(Schema):
+    patient_id = Id(required=True)
+    reason = fields.String(load_default="")  # scheduling's: hold_lapsed_and_..., patient_not_eligible_..., ...
 
 
 class PatientCleared(Schema):

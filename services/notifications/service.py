@@ -46,6 +46,7 @@ from services.notifications.schemas import (
     AppointmentBooked,
     AppointmentCancelled,
     AppointmentRescheduled,
+    BookingFailed,
     HoldPlaced,
     InvoiceCreated,
     MessageSchema,
@@ -164,7 +165,7 @@ class NotificationsService(RpcServiceBase):
         delivery_log.drop_reminders(self.store.db, cancelled["appointment_id"], "the visit was cancelled")
         self._tell_patient(event, "appointment.cancelled")
 
-    @subscribe("scheduling", "booking.failed", PatientFact)
+    @subscribe("scheduling", "booking.failed", BookingFailed)
     def announce_failed_booking(self, event: Event) -> None:
         self._tell_patient(event, "booking.failed")
 

@@ -1,6 +1,7 @@
 """Every message the platform can send, rendered from its template files with sample values: none carries a
 health word in a text or a subject line (a lock screen or a shared inbox must not tell anyone what the visit
-is for), values are escaped in HTML, and a catalogue whose templates break the rule never starts."""
+is for), values are escaped in HTML, a catalogue whose templates break the rule never starts, and a failed booking
+says the time was taken only when it was."""
 
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from services.notifications.dependencies import CONFIG_DIR, load_message_catalogue
-from services.notifications.domain import sample_values
+from services.notifications.domain import message_values, sample_values
 from services.notifications.rendering import TEMPLATES_DIR, TemplateRefused, Templates, assert_no_health_words
 
 CATALOGUE_CONFIG = load_message_catalogue()
@@ -98,3 +99,17 @@ def test_a_message_kind_a_clinic_adds_without_a_sender_is_refused(tmp_path):
     config.write_text(yaml.safe_dump(document))
     with pytest.raises(TemplateRefused, match="birthday"):
         load_message_catalogue(config, Templates(templates))
+
+
+@pytest.mark.parametrize(("reason", "says"), [
+    ("hold_lapsed_and_slot_taken", "no longer free"),
+    ("patient_not_eligible_consent_missing", "what is needed before you book again"),
+    ("outside_series_window", "what is needed before you book again"),
+])
+def test_a_failed_booking_says_the_time_was_taken_only_when_it_was(reason, says):
+    values = message_values(CATALOGUE, "booking.failed", {"patient_id": "pat_ana", "reason": reason}, "UTC", "Ana")
+
+    content = TEMPLATES.render(CATALOGUE, "booking.failed", "email", "en", values)
+
+    assert says in content.text and says in content.html
+    assert "refunded in full" in content.text
