@@ -91,6 +91,7 @@ from services.scheduling.schemas import (
     nurse_view,
 )
 from services.scheduling.series import (
+    NextSession,
     SessionOutsideWindow,
     check_moved_session,
     fits_next_session,
@@ -341,8 +342,7 @@ class SchedulingService(RpcServiceBase):
         series = self.store.db.series.find_one({"_id": hold["series_id"]}) if hold.get("series_id") else None
         if series is None:
             return None
-        upcoming = next_session(_protocol_of(series), series["planned_sessions"],
-                                _local_days(self._sessions(series)), datetime.now(UTC).date())
+        upcoming = self._upcoming(series, utcnow().date())
         if fits_next_session(upcoming, _local_days([hold])[0]):
             return None
         return "outside_series_window", {"failure_reason": "outside_series_window",
@@ -419,10 +419,15 @@ class SchedulingService(RpcServiceBase):
             {"series_id": series["_id"], **BOOKED, "status": {"$in": list(SESSION_STATUSES)}},
             {"start_at": 1, "status": 1, "time_zone": 1}).sort("start_at", 1))
 
+    def _upcoming(self, series: dict[str, Any], today: date,
+                  sessions: list[dict[str, Any]] | None = None) -> NextSession:
+        """When the series' next session (or booster) may be, after its sessions so far."""
+        sessions = self._sessions(series) if sessions is None else sessions
+        return next_session(_protocol_of(series), series["planned_sessions"], _local_days(sessions), today)
+
     def _series_view(self, series: dict[str, Any], today: date) -> dict[str, Any]:
         sessions = self._sessions(series)
-        protocol = _protocol_of(series)
-        upcoming = next_session(protocol, series["planned_sessions"], _local_days(sessions), today)
+        upcoming = self._upcoming(series, today, sessions)
         return _json({"id": series["_id"], "patient_id": series["patient_id"], "protocol": series["protocol"],
                       "protocol_code": series["protocol_code"], "visit_type": series["visit_type"],
                       "planned_sessions": series["planned_sessions"], "protocols_version": series["protocols_version"],
@@ -454,10 +459,7 @@ class SchedulingService(RpcServiceBase):
         try:
             check_moved_session(_protocol_of(series), series["planned_sessions"], _local_days(others), new_day)
         except SessionOutsideWindow as outside:
-            raise TimeNotBookable(f"moved to {new_day}, the series breaks its rules: {outside}",
-                                  reason="outside_series_window", number=outside.upcoming.number,
-                                  **{"from": str(outside.upcoming.earliest), "to": str(outside.upcoming.latest)}
-                                  ) from outside
+            raise _not_in_series_window(outside) from outside
 
     @rpc
     def book_series_sessions(self, patient_id: str, series_id: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -516,9 +518,7 @@ class SchedulingService(RpcServiceBase):
                                     _local_days(self._sessions(series)),
                                     [visit.window.local_start.date() for visit in visits], utcnow().date())
         except SessionOutsideWindow as outside:
-            raise TimeNotBookable(str(outside), reason="outside_series_window", session=outside.upcoming.number,
-                                  **{"from": str(outside.upcoming.earliest), "to": str(outside.upcoming.latest),
-                                     "date": str(outside.day)}) from outside
+            raise _not_in_series_window(outside) from outside
         return [(upcoming.number, visit) for upcoming, visit in zip(planned, visits, strict=True)]
 
     def _settle_series_booking(self, booking_id: str) -> dict[str, Any]:
@@ -1039,6 +1039,13 @@ def _started_at(visit: dict[str, Any]) -> datetime | None:
 
 def _taken(visit: dict[str, Any]) -> list[datetime]:
     return [reading["taken_at"] for reading in visit.get("vitals", [])]
+
+
+def _not_in_series_window(outside: SessionOutsideWindow) -> TimeNotBookable:
+    """The 422 for a session the series' rules do not allow on its day, naming the session and its dates."""
+    return TimeNotBookable(str(outside), reason="outside_series_window", session=outside.upcoming.number,
+                           **{"from": str(outside.upcoming.earliest), "to": str(outside.upcoming.latest),
+                              "date": str(outside.day)})
 
 
 def _protocol_of(series: dict[str, Any]) -> dict[str, Any]:
