@@ -348,7 +348,7 @@ def declined_packages_not_refunded(stores: Stores, journal: Journal, run: Any) -
     wrong, checked = [], 0
     for package in stores.billing.packages.find({"patient_id": {"$in": list(declined)}}):
         checked += 1
-        closed = sum(value for _, value in packages.slots_marked(package, packages.DECLINED))
+        closed = packages.value_marked(package, packages.DECLINED)
         returned = ledger.total(entries, "package_credits", purchase_id=package["_id"])
         if None in package["slots"] or returned != closed:
             wrong.append(package["_id"])

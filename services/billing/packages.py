@@ -4,7 +4,7 @@ package pays for, and how an invoice is priced when a package credit pays for it
 Plain Python, no Nameko. A package of N visits paid P cents has N slots; slot i is worth ``P // N``, the first
 ``P % N`` slots one cent more, so the slots add up to exactly what was paid whatever order they are used and given
 back in. A visit of the package's visit type uses one free slot (the store records the invoice in the slot, a
-conditional write); a visit called off gives its slot back (see ``fees.package_credit_returned``).
+conditional write); a visit called off gives its slot back (see ``ledger.package_credit_returned``).
 
 A package is closed slot by slot, each free slot marked with why no visit will come of it: ``EXPIRED`` (its visits
 left unused when it expired are earned) or ``DECLINED`` (a clinician found the patient ineligible: what the unused
@@ -58,6 +58,11 @@ def slots_marked(package: Mapping[str, Any], mark: str) -> list[tuple[int, int]]
     """Each slot closed with ``mark``, with its value."""
     return [(slot, package["slot_values"][slot]) for slot, used_by in enumerate(package.get("slots") or [])
             if used_by == mark]
+
+
+def value_marked(package: Mapping[str, Any], mark: str) -> int:
+    """What the slots closed with ``mark`` are worth together."""
+    return sum(value for _, value in slots_marked(package, mark))
 
 
 def status(package: Mapping[str, Any], now: datetime) -> str:

@@ -524,9 +524,8 @@ class BillingService(RpcServiceBase):
         """Each free slot is closed as declined; what the declined slots are worth is refunded less the retention
         percentage (kept as a fee). The amount is read from the closed slots, so a redelivery after a crash
         anywhere here closes the same slots, keeps the same fee and asks Stripe for the same refund (one key)."""
-        self._close_free_slots(package, packages.DECLINED)
-        package = self.store.db.packages.find_one({"_id": package["_id"]})
-        unused = sum(value for _, value in packages.slots_marked(package, packages.DECLINED))
+        package = self._close_free_slots(package, packages.DECLINED)
+        unused = packages.value_marked(package, packages.DECLINED)
         if unused == 0 or not package.get("payment_intent_id"):
             return
         decision = fees.decide(FEE_POLICY.effective_at(occurred_at), "patient_declined", unused)
@@ -537,10 +536,12 @@ class BillingService(RpcServiceBase):
             self._refund("patient_declined", f"package:{package['_id']}", package["payment_intent_id"],
                          decision.refund_cents, package["patient_id"], "package", purchase_id=package["_id"])
 
-    def _close_free_slots(self, package: dict[str, Any], mark: str) -> None:
+    def _close_free_slots(self, package: dict[str, Any], mark: str) -> dict[str, Any]:
+        """Each free slot marked (a write conditional on it being free); the package as stored after."""
         for slot in packages.free_slots(package):
             self.store.db.packages.update_one({"_id": package["_id"], f"slots.{slot}": None},
                                               {"$set": {f"slots.{slot}": mark}})
+        return self.store.db.packages.find_one({"_id": package["_id"]})
 
     @timer(interval=PACKAGE_SWEEP_SECONDS)
     def close_expired_packages(self) -> None:
@@ -549,8 +550,7 @@ class BillingService(RpcServiceBase):
         expiry) or its entries are not all written (a crash between the marks and the entries)."""
         for package in self.store.db.packages.find({"expires_at": {"$lt": utcnow()},
                                                     "$or": [{"slots": None}, {"expiry_recorded": {"$ne": True}}]}):
-            self._close_free_slots(package, packages.EXPIRED)
-            package = self.store.db.packages.find_one({"_id": package["_id"]})
+            package = self._close_free_slots(package, packages.EXPIRED)
             for slot, value in packages.slots_marked(package, packages.EXPIRED):
                 if self.store.insert_once("journal", ledger.package_expired(
                         package["_id"], slot, package["patient_id"], value, package["currency"], utcnow())):
