@@ -203,6 +203,31 @@ def register_and_book(client: Client, journal: Journal) -> None:
             journal.count("unsettled" if revoked is None else "refused", "consent revocation")
 
 
+def book_a_series(client: Client, journal: Journal) -> None:
+    """A cleared patient books two sessions of the series their clearance planned at once (all or nothing), at
+    times the availability search offers three and five days ahead."""
+    cleared = sign_up_and_clear(client, journal)
+    if cleared is None:
+        return
+    patient_id, _ = cleared
+    patient = client.token("patient", patient_id)
+
+    def planned() -> list[dict[str, Any]]:
+        shown = client.send("GET", f"/v1/patients/{patient_id}/series", headers=patient)
+        return shown.json()["items"] if shown is not None and shown.ok else []
+
+    series = until(30, planned)
+    starts = [free_start(client, patient_id, days_ahead) for days_ahead in (3, 5)]
+    if not series or None in starts:
+        journal.count("refused", "series: no series planned or no free time offered")
+        return
+    booked = client.send("POST", f"/v1/patients/{patient_id}/series/{series[0]['id']}/bookings",
+                         {"start_ats": starts}, headers=patient, idempotency_key=f"series-{patient_id}")
+    if settled(journal, "series booking", booked, 201):
+        journal.accept("series booking", {"id": booked.json()["id"], "patient_id": patient_id,
+                                          "appointments": [a["id"] for a in booked.json()["appointments"]]})
+
+
 def book_before_clearance(client: Client, journal: Journal) -> None:
     """A patient signs up and tries to book an infusion before being screened and approved: always refused."""
     patient_id = sign_up(client, journal, "registration before clearance")
@@ -396,4 +421,4 @@ def visit_aborted(client: Client, journal: Journal, patient_id: str, booked: dic
 #: Every flow the load runs; the service issues add theirs (holds and deposits, visits, reminders, ...).
 FLOWS: list[Callable[[Client, Journal], None]] = [register_and_book, hold_pay_and_see_it_through,
                                                   hold_pay_and_see_it_through, book_before_clearance,
-                                                  risk_answer_then_a_clinician]
+                                                  risk_answer_then_a_clinician, book_a_series]

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 from pymongo.database import Database
@@ -18,6 +19,9 @@ from chaos.flows import Journal
 from chassis.clock import utcnow
 from services.billing import exports, ledger, packages
 from services.billing.payments import Payments
+from services.scheduling.dependencies import load_protocols
+from services.scheduling.series import SessionOutsideWindow, check_moved_session
+from services.scheduling.service import SESSION_STATUSES
 
 
 @dataclass(frozen=True)
@@ -61,16 +65,40 @@ LIVE = ["held", "booked", "in_progress", "completed", "discharged"]
 
 
 def accepted_bookings_lost(stores: Stores, journal: Journal, run: Any) -> Figure:
-    accepted = journal.accepted.get("booking", []) + journal.accepted.get("paid booking", [])
+    accepted = [b["id"] for b in journal.accepted.get("booking", []) + journal.accepted.get("paid booking", [])]
+    accepted += [a for b in journal.accepted.get("series booking", []) for a in b["appointments"]]
     stored = {a["_id"] for a in stores.scheduling.appointments.find(BOOKED, {"_id": 1})}
-    lost = [b["id"] for b in accepted if b["id"] not in stored]
+    lost = [b for b in accepted if b not in stored]
     return Figure("bookings accepted but not stored (lost)", len(lost), 0,
-                  f"{len(accepted)} accepted (direct and from paid holds), {len(stored)} stored")
+                  f"{len(accepted)} accepted (direct, from paid holds and series sessions), {len(stored)} stored")
+
+
+def series_outside_their_rules(stores: Stores, journal: Journal, run: Any) -> Figure:
+    """Every series' sessions, taken in date order, are ones its protocol allows booked one by one (a day apart,
+    within its span), whatever was booked at once, moved or paid late."""
+    wrong, checked = 0, 0
+    for series in stores.scheduling.series.find({}):
+        sessions = list(stores.scheduling.appointments.find(
+            {"series_id": series["_id"], **BOOKED, "status": {"$in": list(SESSION_STATUSES)}}))
+        if not sessions:
+            continue
+        checked += 1
+        protocol = load_protocols().effective_at(series["created_at"])["protocols"][series["protocol"]]
+        days = sorted(s["start_at"].astimezone(ZoneInfo(s["time_zone"])).date() for s in sessions)
+        try:
+            check_moved_session(protocol, series["planned_sessions"], days[:-1], days[-1])
+        except SessionOutsideWindow:
+            wrong += 1
+    return Figure("series whose sessions break their protocol's rules", wrong, 0,
+                  f"{checked} series with sessions; {len(journal.accepted.get('series booking', []))} booked at once")
 
 
 def appointments_per_booking_key(stores: Stores, journal: Journal, run: Any) -> Figure:
-    """Each patient of the load makes one booking operation, with one key: so at most one appointment each."""
-    per_patient = Counter(a["patient_id"] for a in stores.scheduling.appointments.find({}, {"patient_id": 1}))
+    """Each patient of the load makes one booking operation, with one key: so at most one appointment each, or
+    one series booking (whose sessions share its ``series_booking_id``)."""
+    results = {(a["patient_id"], a.get("series_booking_id") or a["_id"])
+               for a in stores.scheduling.appointments.find({}, {"patient_id": 1, "series_booking_id": 1})}
+    per_patient = Counter(patient_id for patient_id, _ in results)
     worst = max(per_patient.values(), default=1)
     twice = sum(1 for count in per_patient.values() if count > 1)
     return Figure("most appointments for one idempotency key", worst, 1, f"{twice} keys with more than one")
@@ -376,5 +404,5 @@ INVARIANTS: list[Callable[[Stores, Journal, Any], Figure | list[Figure]]] = [
     messages_not_delivered, messages_received_vs_sent, reminders_not_fired,
     paid_holds_neither_booked_nor_refunded, visit_steps_recorded_twice, given_visits_not_charged,
     ledger_not_balancing, charges_per_business_operation, ledger_vs_stripe, package_credits_miscounted,
-    declined_packages_not_refunded,
+    declined_packages_not_refunded, series_outside_their_rules,
 ]
